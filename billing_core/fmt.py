@@ -1,0 +1,63 @@
+"""The one money, quantity and date formatter, for every message, chart label, PDF and CLI line.
+
+Locale-aware through Babel (`en_US` → `$1,234.56`, `pt_BR` → `R$ 1.234,56`, `de_DE` → `1.234,56 €`).
+Token currencies Babel does not know are shown as `1,234.50 USDC`. Amounts are rounded to the
+currency's exponent with `money.round_money` first, so a displayed figure is the billed figure.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date as _babel_date
+from babel.dates import format_datetime as _babel_datetime
+from babel.numbers import format_currency, format_decimal, format_percent
+
+from billing_core.money import currency_exponent, is_token, round_money
+
+DEFAULT_LOCALE = "en_US"
+
+
+def safe_locale(locale: str | None) -> str:
+    """A locale Babel knows; Slack gives `en-US`, Babel wants `en_US`; anything unknown → en_US."""
+    if not locale:
+        return DEFAULT_LOCALE
+    try:
+        return str(Locale.parse(locale.replace("-", "_")))
+    except (UnknownLocaleError, ValueError, TypeError):
+        return DEFAULT_LOCALE
+
+
+def money(amount: Decimal, currency: str, locale: str | None = None) -> str:
+    """`amount` in `currency`, rounded to the currency's exponent, written for `locale`."""
+    loc = safe_locale(locale)
+    rounded = round_money(amount, currency)
+    if is_token(currency):
+        digits = currency_exponent(currency)
+        number = format_decimal(rounded, format=f"#,##0.00{'#' * (digits - 2)}", locale=loc)
+        return f"{number} {currency.upper()}"
+    return str(format_currency(rounded, currency.upper(), locale=loc, currency_digits=True))
+
+
+def quantity(value: Decimal, unit: str = "", locale: str | None = None) -> str:
+    """A usage quantity with at most 3 decimals and its unit ("1,234.5 GB-h")."""
+    text = str(format_decimal(value.quantize(Decimal("0.001")).normalize(), format="#,##0.###", locale=safe_locale(locale)))
+    return f"{text} {unit}".strip()
+
+
+def percent(share: Decimal, locale: str | None = None) -> str:
+    """A share 0..1 as a percentage with no decimals ("83 %" / "83%")."""
+    return str(format_percent(share, format="#,##0%", locale=safe_locale(locale)))
+
+
+def day(value: date, locale: str | None = None) -> str:
+    """A date in the locale's medium form ("Nov 22, 2026" / "22.11.2026")."""
+    return str(_babel_date(value, format="medium", locale=safe_locale(locale)))
+
+
+def moment(value: datetime, tz: ZoneInfo, locale: str | None = None) -> str:
+    """An instant in the reader's time zone ("Nov 22, 2026, 9:05 AM")."""
+    return str(_babel_datetime(value.astimezone(tz), format="medium", tzinfo=tz, locale=safe_locale(locale)))
