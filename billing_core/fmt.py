@@ -36,15 +36,17 @@ def money(amount: Decimal, currency: str, locale: str | None = None) -> str:
     loc = safe_locale(locale)
     rounded = round_money(amount, currency)
     if is_token(currency):
-        digits = currency_exponent(currency)
-        number = format_decimal(rounded, format=f"#,##0.00{'#' * (digits - 2)}", locale=loc)
+        # Stablecoin amounts are read in cents; sub-cent amounts keep their digits so they never show as 0.
+        shown = rounded if abs(rounded) < Decimal("0.01") else rounded.quantize(Decimal("0.01"))
+        number = format_decimal(shown, format=f"#,##0.00{'#' * (currency_exponent(currency) - 2)}", locale=loc)
         return f"{number} {currency.upper()}"
     return str(format_currency(rounded, currency.upper(), locale=loc, currency_digits=True))
 
 
 def quantity(value: Decimal, unit: str = "", locale: str | None = None) -> str:
     """A usage quantity with at most 3 decimals and its unit ("1,234.5 GB-h")."""
-    text = str(format_decimal(value.quantize(Decimal("0.001")).normalize(), format="#,##0.###", locale=safe_locale(locale)))
+    rounded = value.quantize(Decimal("0.001")).normalize()
+    text = str(format_decimal(rounded, format="#,##0.###", locale=safe_locale(locale)))
     return f"{text} {unit}".strip()
 
 

@@ -1,0 +1,35 @@
+# Two commands matter (see README): `make demo` and `make test`. Everything else is a step of those.
+VENV   ?= .venv
+PYTHON ?= python3
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test install lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	bash scripts/system-deps.sh
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/billing-bot demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench.core --rows 1000000
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
