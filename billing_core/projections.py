@@ -1,7 +1,8 @@
 """Projections: month-end spend = actual to date + a weekday-aware forecast of the rest, 80 % interval.
 
-Model: cost(d) ≈ level × weekday_factor(weekday(d)). Weekday factors come from the last 8 weeks; the
-level is a spike-robust, exponentially weighted mean of the de-seasonalised recent days. The current
+Model: cost(d) ≈ (level + slope × days ahead) × weekday_factor(weekday(d)). Weekday factors come from
+the last 8 weeks; the level is a spike-robust, exponentially weighted mean of the de-seasonalised recent
+days and the slope a damped Theil–Sen trend of the same days. The current
 day is partial: its expected remainder is the unelapsed fraction of its forecast. The interval comes
 from the model's own relative residuals. `backtest` compares it with the naive run-rate
 (actual_to_date / days_elapsed × days_in_month) at day 7, 14 and 21 of past months.
@@ -23,19 +24,23 @@ Z80 = 1.2816  # two-sided 80 % interval of a normal distribution
 SEASON_DAYS = 56
 LEVEL_DAYS = 28
 LEVEL_ALPHA = 0.25
+TREND_DAMPING = 0.7  # a trend seen over four weeks is not assumed to hold fully for the next four
 TREND_THRESHOLD_PCT = 5.0
 CENT = Decimal("0.000001")
 
 
 @dataclass(frozen=True)
 class DailyModel:
-    level: float
+    level: float  # de-seasonalised cost per day as of `last_day`
     factors: tuple[float, ...]  # Monday..Sunday, mean 1
     rel_sigma: float  # relative residual standard deviation of one day
     history_days: int
+    slope: float = 0.0  # de-seasonalised change per day (robust, damped)
+    last_day: date | None = None
 
     def expected(self, day: date) -> float:
-        return max(self.level * self.factors[day.weekday()], 0.0)
+        ahead = (day - self.last_day).days if self.last_day else 0
+        return max((self.level + self.slope * ahead) * self.factors[day.weekday()], 0.0)
 
 
 def fit(history: Sequence[DailyCost]) -> DailyModel:
@@ -46,9 +51,19 @@ def fit(history: Sequence[DailyCost]) -> DailyModel:
     factors = _weekday_factors(values[-SEASON_DAYS:])
     deseason = [(day, v / factors[day.weekday()]) for day, v in values[-LEVEL_DAYS:]]
     clipped = _clip_spikes([v for _, v in deseason])
-    level = _ewma(clipped, LEVEL_ALPHA)
+    slope = TREND_DAMPING * _theil_sen(clipped)
+    # The EWMA lags a trending series by about (1 - alpha) / alpha days; move it forward by that much.
+    level = _ewma(clipped, LEVEL_ALPHA) + slope * (1 - LEVEL_ALPHA) / LEVEL_ALPHA
     rel_sigma = _relative_sigma(values[-LEVEL_DAYS:], factors, clipped)
-    return DailyModel(level, factors, rel_sigma, len(values))
+    return DailyModel(level, factors, rel_sigma, len(values), slope, values[-1][0])
+
+
+def _theil_sen(values: Sequence[float]) -> float:
+    """Median of pairwise slopes: a trend that one spike cannot bend."""
+    if len(values) < 14:
+        return 0.0
+    slopes = [(values[j] - values[i]) / (j - i) for i in range(len(values)) for j in range(i + 1, len(values))]
+    return statistics.median(slopes)
 
 
 def _weekday_factors(values: Sequence[tuple[date, float]]) -> tuple[float, ...]:
@@ -63,7 +78,7 @@ def _weekday_factors(values: Sequence[tuple[date, float]]) -> tuple[float, ...]:
         samples = by_weekday[w]
         # Median per weekday: one spike on a Tuesday must not make every Tuesday expensive.
         factor = statistics.median(samples) / overall if samples else 1.0
-        weight = len(samples) / (len(samples) + 2)  # shrink towards 1 with few samples
+        weight = 1.0 if len(samples) >= 2 else 0.5  # one sample is too little to trust fully
         raw.append(weight * factor + (1 - weight))
     mean = statistics.fmean(raw)
     return tuple(f / mean for f in raw) if mean > 0 else (1.0,) * 7
@@ -73,7 +88,7 @@ def _clip_spikes(values: Sequence[float]) -> list[float]:
     if len(values) < 5:
         return list(values)
     median = statistics.median(values)
-    mad = statistics.median(abs(v - median) for v in values) or median * 0.05
+    mad = statistics.median(abs(v - median) for v in values) or median * 0.02
     limit = 4 * 1.4826 * mad
     return [min(max(v, median - limit), median + limit) for v in values]
 

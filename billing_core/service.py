@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing_core import projections
-from billing_core.db import invariants as _invariants  # noqa: F401  (registers the flush listener)
 from billing_core.db import queries
 from billing_core.db.audit import record
 from billing_core.db.engine import Database

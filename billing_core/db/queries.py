@@ -447,7 +447,7 @@ def plan_usage(session: Session, account: Account, period: Period) -> list[PlanM
         .where(UsageDaily.account_id == account.id, UsageDaily.day >= period.start, UsageDaily.day < period.end,
                UsageDaily.meter.in_([m.meter for m in meters]))
         .group_by(UsageDaily.meter)
-    ).tuples().all())
+    ).all())
     result = []
     for m in meters:
         quantity = Decimal(used.get(m.meter, 0) or 0)
