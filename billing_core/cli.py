@@ -1,7 +1,8 @@
 """`billing-bot`: the command line. Reads the wall clock and the environment; everything else is passed in.
 
 Bad arguments print one line and exit 2; a failed command leaves nothing half-written (each runs in
-one unit of work). Slack-facing commands (web, socket, worker, sandbox) are added by `bot.cli`.
+one unit of work). Slack-facing commands (web, socket, worker, sandbox) are added through `extend` by
+`bot.cli`, whose `main` is the installed `billing-bot` script; the core never imports the bot.
 """
 
 from __future__ import annotations
@@ -188,7 +189,6 @@ def _safe_url(url: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _load_extensions()
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
@@ -198,15 +198,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-def _load_extensions() -> None:
-    """Import the bot's CLI commands if the bot package is installed (the core never needs it)."""
-    try:
-        import bot.cli  # noqa: F401
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("bot", "bot.cli"):
-            raise
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ def usage(acct: Account, start: datetime, cost: str, *, meter: str = "cpu", ext:
 def invoice(acct: Account, ext: str, *, total_lines: tuple[str, ...] = ("100.00",), status: InvoiceStatus =
             InvoiceStatus.PENDING, issue: date = date(2026, 11, 1), due: date = date(2026, 11, 15),
             tax: str = "0", number: str | None = None, **kw: Decimal) -> InvoiceIn:
-    lines = tuple(LineIn(f"line {i}", Decimal(1), "unit", Decimal(t), Decimal(t), "cpu") for i, t in enumerate(total_lines))
+    lines = tuple(LineIn(f"line {i}", Decimal(1), "unit", Decimal(t), Decimal(t), "cpu")
+                  for i, t in enumerate(total_lines))
     return InvoiceIn(
         account_id=acct.id, source="test", external_id=ext, status=status, issue_date=issue, due_date=due,
         period_start=date(2026, 10, 1), period_end=date(2026, 10, 31), currency=acct.currency, lines=lines,

@@ -28,7 +28,8 @@ def invoices(draw: st.DrawFn) -> dict[str, Decimal]:
     parts = {k: draw(cents) for k in ("subtotal", "fee_platform", "fee_provider", "fee_network", "tax")}
     gross = sum(parts.values(), Decimal(0))
     parts["discount"] = draw(st.integers(0, int(gross * 100)).map(lambda c: Decimal(c) / 100))
-    parts["credits_applied"] = draw(st.integers(0, int((gross - parts["discount"]) * 100)).map(lambda c: Decimal(c) / 100))
+    left = int((gross - parts["discount"]) * 100)
+    parts["credits_applied"] = draw(st.integers(0, left).map(lambda c: Decimal(c) / 100))
     return parts
 
 

@@ -21,7 +21,7 @@ def weekly_series(start: date, days: int, weekday: str = "100", weekend: str = "
 def test_weekly_seasonality_is_projected_exactly_for_a_clean_series() -> None:
     history = weekly_series(date(2026, 9, 1), 80)  # up to Nov 19
     today = date(2026, 11, 20)
-    proj = project_month(history + [DailyCost(today, Decimal(0))], today=today, day_fraction=0.0, currency="USD",
+    proj = project_month([*history, DailyCost(today, Decimal(0))], today=today, day_fraction=0.0, currency="USD",
                          previous_total=Decimal(2000))
     # November 2026: 21 weekdays × 100 + 9 weekend days × 40 = 2460
     assert abs(proj.projected_total - Decimal(2460)) < Decimal("0.5")

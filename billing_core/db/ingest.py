@@ -37,7 +37,7 @@ from billing_core.records import InvoiceIn, PaymentIn, UsageIn
 from billing_core.results import IngestResult, PaymentStatus
 
 BATCH_SIZE = 5000
-USAGE = UsageRecord.__table__
+USAGE: Table = UsageRecord.__table__  # type: ignore[assignment]
 HOURLY: Table = UsageHourly.__table__  # type: ignore[assignment]
 DAILY: Table = UsageDaily.__table__  # type: ignore[assignment]
 DIMENSION: Table = UsageDailyDimension.__table__  # type: ignore[assignment]

@@ -161,7 +161,7 @@ def list_invoices(session: Session, account: Account, query: InvoiceQuery, *, to
         select(func.count(Invoice.id), func.coalesce(func.sum(Invoice.total), 0),
                func.coalesce(func.sum(Invoice.amount_due), 0)).where(*conditions)
     ).one()
-    stmt: Select[tuple[Invoice]] = select(Invoice).options(
+    stmt: Select[Invoice] = select(Invoice).options(
         selectinload(Invoice.deployment), selectinload(Invoice.provider)
     ).where(*conditions)
     direction, key = "next", None
