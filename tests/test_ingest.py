@@ -117,3 +117,18 @@ def test_invoice_numbers_are_never_reused(db: Database) -> None:
         second, _ = upsert_invoice(s, f.invoice(acct, "b"), now=f.T0)
         assert second.number == "INV-0002"
         assert second.status == InvoiceStatus.PENDING
+
+
+def test_usage_naming_another_accounts_deployment_or_an_unknown_provider_is_refused(db: Database) -> None:
+    with db.unit_of_work() as s:
+        mine, theirs = f.account(s, "mine"), f.account(s, "theirs")
+        their_dep = f.deployment(s, theirs, "their-api")
+    import pytest
+
+    from billing_core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="not one of account"), db.unit_of_work() as s:
+        ingest_usage(s, [f.usage(mine, H, "1", deployment_id=their_dep.id)])
+    with pytest.raises(InvalidInput, match="no provider"), db.unit_of_work() as s:
+        ingest_usage(s, [f.usage(mine, H, "1", provider_id=999)])
+    assert _rollup_totals(db)[3] == 0

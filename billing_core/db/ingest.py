@@ -7,25 +7,27 @@ exact integer deltas in the same transaction, so no user-facing query ever scans
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from billing_core.db.models import (
     Account,
     Counter,
+    Deployment,
     Invoice,
     InvoiceLineItem,
     Payment,
+    Provider,
     UsageDaily,
     UsageDailyDimension,
     UsageHourly,
@@ -62,9 +64,13 @@ def ingest_usage(session: Session, records: Iterable[UsageIn], *, batch_size: in
 
 
 class _AccountZones:
+    """Time zones of the accounts a batch refers to, and the check that its references exist."""
+
     def __init__(self, session: Session) -> None:
         self._session = session
         self._zones: dict[int, ZoneInfo] = {}
+        self._deployments: dict[int, int] = {}  # deployment id → its account id
+        self._providers: set[int] = set()
 
     def __getitem__(self, account_id: int) -> ZoneInfo:
         if account_id not in self._zones:
@@ -73,6 +79,24 @@ class _AccountZones:
                 raise NotFound(f"No account with id {account_id}.")
             self._zones[account_id] = ZoneInfo(name)
         return self._zones[account_id]
+
+    def check_references(self, chunk: Sequence[UsageIn]) -> None:
+        """usage_records has no foreign keys (bulk speed): refuse unknown or foreign ids here, per batch."""
+        for account_id in {r.account_id for r in chunk}:
+            self[account_id]
+        wanted = {r.deployment_id for r in chunk if r.deployment_id} - self._deployments.keys()
+        if wanted:
+            rows = self._session.execute(select(Deployment.id, Deployment.account_id).where(Deployment.id.in_(wanted)))
+            self._deployments.update({dep_id: account_id for dep_id, account_id in rows})
+        providers = {r.provider_id for r in chunk if r.provider_id} - self._providers
+        if providers:
+            self._providers.update(self._session.scalars(select(Provider.id).where(Provider.id.in_(providers))))
+        for r in chunk:
+            if r.deployment_id and self._deployments.get(r.deployment_id) != r.account_id:
+                raise InvalidInput(f"Usage {r.external_id}: deployment {r.deployment_id} is not one of account "
+                                   f"{r.account_id}'s deployments.")
+            if r.provider_id and r.provider_id not in self._providers:
+                raise InvalidInput(f"Usage {r.external_id}: no provider with id {r.provider_id}.")
 
 
 def _validate(rec: UsageIn) -> _Row:
@@ -90,24 +114,34 @@ def _validate(rec: UsageIn) -> _Row:
         rec.unit,
         to_micros(rec.quantity),
         to_micros(rec.cost),
-        normalize_currency(rec.currency),
-        rec.period_start.astimezone(UTC),
-        rec.period_end.astimezone(UTC),
+        _currency(rec.currency),
+        _utc(rec.period_start),
+        _utc(rec.period_end),
         tuple(sorted((str(k), str(v)) for k, v in rec.dimensions.items())),
     )
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+
+
+@lru_cache(maxsize=64)
+def _currency(code: str) -> str:
+    return normalize_currency(code)
+
+
 def _ingest_chunk(session: Session, chunk: Sequence[UsageIn], zones: _AccountZones) -> IngestResult:
+    zones.check_references(chunk)
     incoming: dict[tuple[str, str], _Row] = {(r.source, r.external_id): _validate(r) for r in chunk}
     existing = _existing_rows(session, list(incoming))
     deltas = _Deltas(zones)
-    inserts: list[dict[str, Any]] = []
+    inserts: list[tuple[tuple[str, str], _Row]] = []
     updates: list[dict[str, Any]] = []
     unchanged = 0
     for key, row in incoming.items():
         old = existing.get(key)
         if old is None:
-            inserts.append(_as_columns(key, row))
+            inserts.append((key, row))
             deltas.add(row, +1)
         elif old[1] == row:
             unchanged += 1
@@ -116,7 +150,7 @@ def _ingest_chunk(session: Session, chunk: Sequence[UsageIn], zones: _AccountZon
             deltas.add(old[1], -1)
             deltas.add(row, +1)
     if inserts:
-        session.execute(insert(USAGE), inserts)
+        _bulk_insert(session, inserts)
     if updates:
         session.execute(
             update(USAGE).where(USAGE.c.id == bindparam("_id")),
@@ -131,20 +165,31 @@ def _existing_rows(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[
     for source, external_id in keys:
         by_source[source].append(external_id)
     found: dict[tuple[str, str], tuple[int, _Row]] = {}
-    c = USAGE.c
     for source, ids in by_source.items():
-        stmt = select(
-            c.id, c.external_id, c.account_id, c.deployment_id, c.provider_id, c.meter, c.unit,
-            c.quantity, c.cost, c.currency, c.period_start, c.period_end, c.dimensions,
-        ).where(c.source == source, c.external_id.in_(ids))
-        for r in session.execute(stmt):
+        for r in _stored(session, source, ids):
             row: _Row = (
-                r.account_id, r.deployment_id, r.provider_id, r.meter, r.unit, to_micros(r.quantity),
-                to_micros(r.cost), r.currency, r.period_start, r.period_end,
-                tuple(sorted((str(k), str(v)) for k, v in (r.dimensions or {}).items())),
+                r[2], r[3], r[4], r[5], r[6], _micros(r[7]), _micros(r[8]), r[9], r[10], r[11],
+                tuple(sorted((str(k), str(v)) for k, v in (r[12] or {}).items())),
             )
-            found[(source, r.external_id)] = (r.id, row)
+            found[(source, r[1])] = (r[0], row)
     return found
+
+
+def _stored(session: Session, source: str, ids: list[str]) -> Iterable[Sequence[Any]]:
+    """The stored rows of `ids`; on PostgreSQL one `= ANY(array)` parameter instead of thousands."""
+    c = USAGE.c
+    columns = (c.id, c.external_id, c.account_id, c.deployment_id, c.provider_id, c.meter, c.unit, c.quantity,
+               c.cost, c.currency, c.period_start, c.period_end, c.dimensions)
+    if session.get_bind().dialect.name == "postgresql":
+        sql = (f"SELECT {', '.join(col.name for col in columns)} FROM usage_records "
+               "WHERE source = %s AND external_id = ANY(%s)")
+        return session.connection().exec_driver_sql(sql, (source, ids)).all()
+    return session.execute(select(*columns).where(c.source == source, c.external_id.in_(ids))).all()
+
+
+def _micros(value: int | Decimal) -> int:
+    """Raw BIGINT micro-units from the driver, or a Decimal from the typed column."""
+    return value if isinstance(value, int) else to_micros(value)
 
 
 def _as_columns(key: tuple[str, str], row: _Row) -> dict[str, Any]:
@@ -173,12 +218,22 @@ class _Deltas:
         self.hourly: dict[tuple[Any, ...], list[Any]] = {}
         self.daily: dict[tuple[Any, ...], list[Any]] = {}
         self.dimension: dict[tuple[Any, ...], list[Any]] = {}
+        self._days: dict[tuple[int, datetime], date] = {}
+
+    def _local_day(self, account: int, start: datetime) -> date:
+        # Hourly records share a handful of start instants per batch: convert each instant once.
+        key = (account, start)
+        day = self._days.get(key)
+        if day is None:
+            day = self._days[key] = start.astimezone(self._zones[account]).date()
+        return day
 
     def add(self, row: _Row, sign: int) -> None:
         account, deployment, provider, meter, unit, qty, cost = row[:7]
         start: datetime = row[8]
-        hour = start.replace(minute=0, second=0, microsecond=0)
-        day = start.astimezone(self._zones[account]).date()
+        hour = start if not (start.minute or start.second or start.microsecond) else start.replace(
+            minute=0, second=0, microsecond=0)
+        day = self._local_day(account, start)
         dep, prov = deployment or 0, provider or 0
         _bump(self.hourly, (account, hour, dep, prov, meter), unit, sign * qty, sign * cost, sign)
         _bump(self.daily, (account, day, dep, prov, meter), unit, sign * qty, sign * cost, sign)
@@ -205,33 +260,83 @@ def _bump(target: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], unit: 
 
 def _upsert(session: Session, table: Table, key_cols: tuple[str, ...],
             deltas: dict[tuple[Any, ...], list[Any]]) -> None:
-    rows = [
-        {**dict(zip(key_cols, key, strict=True)), "unit": unit, "quantity": from_micros(q), "cost": from_micros(c),
-         "records": n}
-        for key, (unit, q, c, n) in deltas.items()
-        if q or c or n
-    ]
+    """Add the deltas to the rollup rows (creating them), then drop buckets a correction emptied."""
+    rows = [(*key, unit, q, c, n) for key, (unit, q, c, n) in deltas.items() if q or c or n]
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    stmt = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(key_cols),
-        set_={
-            "unit": stmt.excluded.unit,
-            "quantity": table.c.quantity + stmt.excluded.quantity,
-            "cost": table.c.cost + stmt.excluded.cost,
-            "records": table.c.records + stmt.excluded.records,
-        },
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    cols = (*key_cols, "unit", "quantity", "cost", "records")
+    mark = "?" if sqlite else "%s"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))}) "
+        f"ON CONFLICT ({', '.join(key_cols)}) DO UPDATE SET unit = excluded.unit, "
+        f"quantity = {table.name}.quantity + excluded.quantity, cost = {table.name}.cost + excluded.cost, "
+        f"records = {table.name}.records + excluded.records"
     )
-    for start in range(0, len(rows), BATCH_SIZE):
-        session.execute(stmt, rows[start:start + BATCH_SIZE])
+    if sqlite:
+        connection.exec_driver_sql(sql, [tuple(_driver_value(v, sqlite) for v in row) for row in rows])
+    else:
+        # COPY the deltas into a scratch table, then one set-based upsert: no round trip per row.
+        scratch = f"delta_{table.name}"
+        connection.exec_driver_sql(
+            f"CREATE TEMP TABLE IF NOT EXISTS {scratch} (LIKE {table.name}) ON COMMIT DROP")
+        _copy(session, scratch, cols, rows)
+        values = f"VALUES ({', '.join([mark] * len(cols))})"
+        connection.exec_driver_sql(sql.replace(values, f"SELECT {', '.join(cols)} FROM {scratch}"))
+        connection.exec_driver_sql(f"TRUNCATE {scratch}")
     emptied = [key for key, (_u, _q, _c, n) in deltas.items() if n < 0]
     for key in emptied:  # a record moved out of this bucket; drop the bucket if nothing is left in it
         session.execute(
             delete(table).where(*(table.c[col] == val for col, val in zip(key_cols, key, strict=True)),
                                 table.c.records <= 0)
         )
+
+
+_USAGE_COLUMNS = ("source", "external_id", "account_id", "deployment_id", "provider_id", "meter", "unit", "quantity",
+                  "cost", "currency", "period_start", "period_end", "dimensions")
+
+
+def _bulk_insert(session: Session, rows: Sequence[tuple[tuple[str, str], _Row]]) -> None:
+    """Insert new usage rows through the driver directly (COPY on PostgreSQL).
+
+    SQLAlchemy's per-row parameter processing costs more than the database's own work here, and the
+    values are already exactly what the column types would store (integer micro-units, UTC instants).
+    """
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    tuples = [
+        (key[0], key[1], r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _driver_value(r[8], sqlite),
+         _driver_value(r[9], sqlite), json.dumps(dict(r[10])))
+        for key, r in rows
+    ]
+    if sqlite:
+        marks = ", ".join("?" * len(_USAGE_COLUMNS))
+        connection.exec_driver_sql(
+            f"INSERT INTO usage_records ({', '.join(_USAGE_COLUMNS)}) VALUES ({marks})", tuples
+        )
+        return
+    _copy(session, "usage_records", _USAGE_COLUMNS, tuples)
+
+
+def _copy(session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """PostgreSQL COPY through the session's own connection (same transaction)."""
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _driver_value(value: Any, sqlite: bool) -> Any:
+    """Values as the column types would hand them to the driver (SQLite keeps dates as ISO text)."""
+    if not sqlite:
+        return value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 # --- invoices and payments -------------------------------------------------------------------------

@@ -218,9 +218,6 @@ def upgrade() -> None:
     sa.Column('dimensions', sa.JSON(), nullable=False),
     sa.Column('source', sa.String(length=64), nullable=False),
     sa.Column('external_id', sa.String(length=200), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_usage_records_account_id_accounts')),
-    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], name=op.f('fk_usage_records_deployment_id_deployments')),
-    sa.ForeignKeyConstraint(['provider_id'], ['providers.id'], name=op.f('fk_usage_records_provider_id_providers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_usage_records')),
     sa.UniqueConstraint('source', 'external_id', name=op.f('uq_usage_records_source'))
     )
