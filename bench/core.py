@@ -26,7 +26,7 @@ from billing_core.db.engine import Database
 from billing_core.db.ingest import ingest_usage, upsert_invoice
 from billing_core.db.migrate import upgrade
 from billing_core.db.models import Account, Deployment, Provider, UsageRecord
-from billing_core.periods import Granularity, last_days, month_period
+from billing_core.periods import Granularity, month_period
 from billing_core.records import InvoiceIn, LineIn, UsageIn
 from billing_core.results import InvoiceQuery, InvoiceStatus
 from billing_core.service import Billing
