@@ -87,7 +87,7 @@ class _AccountZones:
         wanted = {r.deployment_id for r in chunk if r.deployment_id} - self._deployments.keys()
         if wanted:
             rows = self._session.execute(select(Deployment.id, Deployment.account_id).where(Deployment.id.in_(wanted)))
-            self._deployments.update(dict(rows))
+            self._deployments.update({row[0]: row[1] for row in rows})
         providers = {r.provider_id for r in chunk if r.provider_id} - self._providers
         if providers:
             self._providers.update(self._session.scalars(select(Provider.id).where(Provider.id.in_(providers))))
