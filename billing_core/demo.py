@@ -23,7 +23,17 @@ from sqlalchemy.orm import Session
 
 from billing_core.db.audit import record
 from billing_core.db.ingest import ingest_usage, upsert_invoice, upsert_payment
-from billing_core.db.models import Account, Budget, Deployment, Plan, PlanMeter, Provider
+from billing_core.db.models import (
+    Account,
+    Budget,
+    ChannelLink,
+    Deployment,
+    MemberRole,
+    Plan,
+    PlanMeter,
+    Provider,
+    WorkspaceAccount,
+)
 from billing_core.money import round_money
 from billing_core.periods import add_months, local_midnight_utc, local_today, month_start
 from billing_core.records import InvoiceIn, LineIn, PaymentIn, UsageIn
@@ -222,9 +232,30 @@ def seed_demo(session: Session, *, now: datetime) -> SeedReport:
         _invoices(session, acct, account, ids, totals, now, report)
         report.budgets += _budgets(session, acct, account, totals, now)
         report.accounts += 1
+    _demo_workspace(session, now)
     record(session, actor="cli:seed", action="demo.seed", entity="database", entity_id=None, at=now,
            after={"usage_inserted": report.usage.inserted, "invoices": report.invoices})
     return report
+
+
+#: The local sandbox workspace (bot/sandbox): #finance is linked to acme-corp, one viewer, one outsider.
+DEMO_WORKSPACE, DEMO_FINANCE_CHANNEL, DEMO_VIEWER = "T0001", "C_FINANCE", "U_VIEWER"
+
+
+def _demo_workspace(session: Session, now: datetime) -> None:
+    accounts = {a.name: a.id for a in session.scalars(select(Account).where(
+        Account.name.in_([d.name for d in ACCOUNTS])))}
+    for name, account_id in accounts.items():
+        if session.get(WorkspaceAccount, (DEMO_WORKSPACE, account_id)) is None:
+            session.add(WorkspaceAccount(workspace=DEMO_WORKSPACE, account_id=account_id,
+                                         is_default=name == "acme-corp"))
+    if session.get(ChannelLink, (DEMO_WORKSPACE, DEMO_FINANCE_CHANNEL)) is None:
+        session.add(ChannelLink(workspace=DEMO_WORKSPACE, channel=DEMO_FINANCE_CHANNEL,
+                                account_id=accounts["acme-corp"], linked_by="seed", linked_at=now))
+    if session.get(MemberRole, (DEMO_WORKSPACE, DEMO_VIEWER)) is None:
+        session.add(MemberRole(workspace=DEMO_WORKSPACE, member=DEMO_VIEWER, role="viewer", granted_by="seed",
+                               granted_at=now))
+    session.flush()
 
 
 def _provider(session: Session, name: str, kind: str) -> Provider:

@@ -136,6 +136,7 @@ class InvoiceQuery:
     search: str | None = None
     limit: int = 10
     cursor: str | None = None
+    page: int = 1  # a jump to page N (offset); Next/Previous use the keyset `cursor`
 
 
 @dataclass(frozen=True)

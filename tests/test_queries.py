@@ -65,6 +65,10 @@ def test_keyset_pagination_walks_every_invoice_once_in_a_stable_order_both_ways(
     back = billing.invoices("acme", InvoiceQuery(limit=5, cursor=pages[-1].prev_cursor), now=f.T0)
     assert [i.number for i in back.items] == [i.number for i in pages[-2].items]
     assert pages[0].totals == Decimal("2300.00") and pages[0].total_matching == 23
+    jump = billing.invoices("acme", InvoiceQuery(limit=5, page=3), now=f.T0)
+    assert jump.items == pages[2].items and jump.prev_cursor and jump.next_cursor
+    with pytest.raises(InvalidInput, match="Page 6 does not exist: these invoices fill 5 page"):
+        billing.invoices("acme", InvoiceQuery(limit=5, page=6), now=f.T0)
 
 
 def test_search_is_partial_and_case_insensitive_and_filters_combine(db: Database) -> None:

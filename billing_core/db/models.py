@@ -311,3 +311,35 @@ class AuditEntry(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class WorkspaceAccount(Base):
+    """Which billing accounts a chat workspace may see at all; one of them is its default."""
+
+    __tablename__ = "workspace_accounts"
+    workspace: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    is_default: Mapped[bool] = mapped_column(default=False)
+
+
+class ChannelLink(Base):
+    """A channel linked to one account: commands there are about that account and answered in public."""
+
+    __tablename__ = "channel_links"
+    workspace: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    linked_by: Mapped[str] = mapped_column(String(32))
+    linked_at: Mapped[datetime]
+
+
+class MemberRole(Base):
+    """A billing role granted to a workspace member: viewer (read) or admin (read and change)."""
+
+    __tablename__ = "member_roles"
+    workspace: Mapped[str] = mapped_column(String(32), primary_key=True)
+    member: Mapped[str] = mapped_column(String(32), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    granted_by: Mapped[str] = mapped_column(String(32))
+    granted_at: Mapped[datetime]
+    __table_args__ = (CheckConstraint("role IN ('viewer','admin')", name="role"),)

@@ -169,12 +169,17 @@ def list_invoices(session: Session, account: Account, query: InvoiceQuery, *, to
         direction, key_day, key_id = decode_cursor(query.cursor)
         key = (key_day, key_id)
     newest_first = (Invoice.issue_date.desc(), Invoice.id.desc())
+    pages = max(1, -(-int(count) // query.limit))
+    if query.page > pages and not query.cursor:
+        raise InvalidInput(f"Page {query.page} does not exist: these invoices fill {pages} page(s).",
+                           hint=f"e.g. page {pages}")
+    offset = (query.page - 1) * query.limit if not query.cursor else 0
     if direction == "next":
         if key:
             stmt = stmt.where(or_(Invoice.issue_date < key[0], and_(Invoice.issue_date == key[0], Invoice.id < key[1])))
-        rows = list(session.scalars(stmt.order_by(*newest_first).limit(query.limit + 1)))
+        rows = list(session.scalars(stmt.order_by(*newest_first).offset(offset).limit(query.limit + 1)))
         has_more, rows = len(rows) > query.limit, rows[: query.limit]
-        has_next, has_prev = has_more, key is not None
+        has_next, has_prev = has_more, key is not None or offset > 0
     else:
         assert key is not None
         stmt = stmt.where(or_(Invoice.issue_date > key[0], and_(Invoice.issue_date == key[0], Invoice.id > key[1])))
