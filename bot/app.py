@@ -1,0 +1,68 @@
+"""The Bolt app: built once per process from settings and dependencies; listeners registered explicitly."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_bolt.oauth.oauth_settings import OAuthSettings
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
+
+from bot.config import Settings
+from bot.deps import Deps
+from bot.handlers import register_all
+
+log = logging.getLogger("billing_bot")
+
+BOT_SCOPES = ["commands", "chat:write", "chat:write.public", "files:write", "users:read", "channels:read",
+              "groups:read", "im:write", "channels:join"]
+
+
+def retry_handlers() -> list[RetryHandler]:
+    """Retries where they are safe: 429 after Retry-After, 5xx and dropped connections a few times."""
+    return [RateLimitErrorRetryHandler(max_retry_count=3), ServerErrorRetryHandler(max_retry_count=2),
+            ConnectionErrorRetryHandler(max_retry_count=2)]
+
+
+def web_client(settings: Settings, token: str | None = None) -> WebClient:
+    return WebClient(token=token or settings.bot_token, base_url=settings.api_url, timeout=15,
+                     retry_handlers=retry_handlers())
+
+
+def build_app(settings: Settings, deps: Deps) -> App:
+    if not settings.signing_secret:
+        raise SystemExit("SLACK_SIGNING_SECRET is not set (see README: creating the Slack app).")
+    client = web_client(settings)
+    if settings.oauth_enabled:
+        app = App(signing_secret=settings.signing_secret, client=client, oauth_settings=_oauth(settings, deps))
+    else:
+        if not settings.bot_token:
+            raise SystemExit("Set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID/SECRET (OAuth installs).")
+        app = App(signing_secret=settings.signing_secret, client=client, token_verification_enabled=False)
+    register_all(app, deps)
+
+    @app.error
+    def on_unhandled(error: Exception, body: dict[str, Any]) -> BoltResponse:
+        # Listeners report their own failures; this only catches what escaped before an ack.
+        log.exception("unhandled error in a listener", exc_info=error)
+        return BoltResponse(status=200, body="")
+
+    return app
+
+
+def _oauth(settings: Settings, deps: Deps) -> OAuthSettings:
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+    assert settings.client_id and settings.client_secret
+    installations = SQLAlchemyInstallationStore(client_id=settings.client_id, engine=deps.db.engine)
+    states = SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=deps.db.engine)
+    installations.create_tables()  # slack_sdk owns these tables' shape; creating them is idempotent
+    states.metadata.create_all(deps.db.engine)
+    return OAuthSettings(client_id=settings.client_id, client_secret=settings.client_secret, scopes=BOT_SCOPES,
+                         installation_store=installations, state_store=states, install_path="/slack/install",
+                         redirect_uri_path="/slack/oauth_redirect")

@@ -1,0 +1,38 @@
+"""What handlers and jobs need, built once per process and passed explicitly (no globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from billing_core.db.engine import Database
+from billing_core.service import Billing
+from billing_core.tenancy import Tenancy
+from bot.access import Access
+from bot.config import Settings
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    db: Database
+    billing: Billing
+    tenancy: Tenancy
+    access: Access
+    clock: Callable[[], datetime] = wall_clock
+    #: Slow work after the ack (charts, PDFs, exports) runs here, so Bolt's listener threads stay free.
+    workers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="billing"))
+
+    @classmethod
+    def build(cls, settings: Settings, *, db: Database | None = None,
+              clock: Callable[[], datetime] = wall_clock) -> Deps:
+        database = db or Database(settings.database_url)
+        tenancy = Tenancy(database)
+        return cls(settings=settings, db=database, billing=Billing(database), tenancy=tenancy,
+                   access=Access(tenancy, billing_admins=settings.billing_admins, clock=clock), clock=clock)

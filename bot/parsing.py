@@ -1,0 +1,280 @@
+"""What a user typed after `/billing`, turned into core queries — or a friendly `InvalidInput`.
+
+Every error names what was not understood and shows a request that works. Nothing here talks to Slack
+or the database; `today` (the account's local date) is a parameter.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from billing_core.errors import InvalidInput
+from billing_core.periods import (
+    Granularity,
+    Period,
+    add_months,
+    custom_period,
+    default_granularity,
+    last_days,
+    month_period,
+    today_period,
+    week_period,
+    year_period,
+)
+from billing_core.results import InvoiceQuery, InvoiceStatus, PaymentQuery
+
+MAX_TEXT = 300
+PAGE_SIZE = 10
+
+SUBCOMMANDS: dict[str, str] = {
+    "overview": "current costs, balance, projection and recent invoices",
+    "invoices": "list and filter invoices",
+    "invoice": "one invoice with its lines and payments",
+    "usage": "cost and usage for a period, grouped and charted",
+    "forecast": "month-end projection with its interval and budget",
+    "payments": "payments with their receipts",
+    "budget": "budgets and their progress; `budget set` and `budget delete` for admins",
+    "export": "bulk export of invoices as CSV or a ZIP of PDFs",
+    "link": "link this channel to a billing account (admin)",
+    "unlink": "remove this channel's link (admin)",
+    "access": "show, grant or revoke billing roles",
+    "help": "this list, with examples",
+}
+ALIASES = {
+    "home": "overview", "summary": "overview", "status": "overview", "inv": "invoices", "bills": "invoices",
+    "budgets": "budget", "payment": "payments", "receipts": "payments", "costs": "usage", "cost": "usage",
+    "spend": "usage", "projection": "forecast", "roles": "access", "?": "help",
+}
+EXAMPLES = {
+    "invoices": "/billing invoices overdue last 90 days",
+    "invoice": "/billing invoice INV-0042",
+    "usage": "/billing usage month by provider",
+    "payments": "/billing payments last 30 days",
+    "export": "/billing export invoices paid from 2026-01-01 pdf",
+    "budget": "/billing budget set",
+    "link": "/billing link acme-corp",
+    "access": "/billing access grant @jane viewer",
+}
+STATUS_WORDS: dict[str, tuple[InvoiceStatus, ...]] = {
+    "pending": (InvoiceStatus.PENDING,), "paid": (InvoiceStatus.PAID,), "overdue": (InvoiceStatus.OVERDUE,),
+    "late": (InvoiceStatus.OVERDUE,), "cancelled": (InvoiceStatus.CANCELLED,),
+    "canceled": (InvoiceStatus.CANCELLED,), "void": (InvoiceStatus.CANCELLED,), "draft": (InvoiceStatus.DRAFT,),
+    "unpaid": (InvoiceStatus.PENDING, InvoiceStatus.OVERDUE), "open": (InvoiceStatus.PENDING, InvoiceStatus.OVERDUE),
+}
+GROUPS = {"deployment": "deployment", "deployments": "deployment", "lease": "deployment", "provider": "provider",
+          "providers": "provider", "resource": "resource", "resources": "resource", "meter": "resource",
+          "type": "resource"}
+GRANULARITIES = {"hourly": Granularity.HOUR, "daily": Granularity.DAY, "weekly": Granularity.WEEK,
+                 "monthly": Granularity.MONTH}
+_DIMENSION = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+_INVOICE_NUMBER = re.compile(r"^[A-Za-z]{2,5}-[A-Za-z0-9-]{1,30}$")
+_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9]{2,})$")
+_CHANNEL = re.compile(r"^<#([CDG][A-Z0-9]+)(?:\|[^>]*)?>$|^([CDG][A-Z0-9_]{2,})$")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    args: tuple[str, ...]
+
+
+def parse_command(text: str) -> Command:
+    """Split `/billing TEXT` into a subcommand and its words; an unknown word suggests the closest one."""
+    if len(text) > MAX_TEXT:
+        raise InvalidInput(f"That request is {len(text):,} characters long; I read at most {MAX_TEXT}.",
+                           hint="/billing help")
+    words = text.split()
+    if not words:
+        return Command("overview", ())
+    head = words[0].lower()
+    if _INVOICE_NUMBER.match(words[0]) and head not in SUBCOMMANDS:
+        return Command("invoice", tuple(words))  # `/billing INV-0042` is a shortcut
+    name = ALIASES.get(head, head)
+    if name not in SUBCOMMANDS:
+        raise InvalidInput(f"I don't know `{_short(words[0])}`.", hint=_suggest(head))
+    return Command(name, tuple(words[1:]))
+
+
+def _suggest(word: str) -> str:
+    match = difflib.get_close_matches(word, [*SUBCOMMANDS, *ALIASES], n=1, cutoff=0.5)
+    if match:
+        name = ALIASES.get(match[0], match[0])
+        return f"Did you mean `/billing {name}`? e.g. `{EXAMPLES.get(name, '/billing ' + name)}`"
+    return "`/billing help` lists everything I can do."
+
+
+def _short(word: str) -> str:
+    return word if len(word) <= 30 else word[:29] + "…"
+
+
+def parse_date(word: str, today: date) -> date:
+    lowered = word.lower()
+    if lowered == "today":
+        return today
+    if lowered == "yesterday":
+        return today - timedelta(days=1)
+    try:
+        return date.fromisoformat(word.replace("/", "-"))
+    except ValueError:
+        raise InvalidInput(f"`{_short(word)}` is not a date I can read.", hint="Dates look like 2026-10-31.") from None
+
+
+def _take_number(words: list[str], i: int, what: str, example: str) -> int:
+    if i >= len(words) or not words[i].isdigit() or len(words[i]) > 6:
+        raise InvalidInput(f"`{what}` needs a whole number after it.", hint=example)
+    return int(words[i])
+
+
+def _relative_range(words: list[str], i: int, today: date) -> tuple[Period, int] | None:
+    """`last N days|weeks|months`, `this|last month|week|year` at words[i]; the period and words used."""
+    if words[i] not in ("last", "past", "this", "previous"):
+        return None
+    rest = words[i + 1:i + 3]
+    if rest and rest[0].isdigit():
+        n = int(rest[0]) if len(rest[0]) <= 4 else 10**6
+        unit = rest[1] if len(rest) > 1 else "days"
+        days = {"day": 1, "days": 1, "week": 7, "weeks": 7, "month": 30, "months": 30}.get(unit)
+        if days is None:
+            raise InvalidInput(f"`{words[i]} {rest[0]} {_short(unit)}`: I count in days, weeks or months.",
+                               hint="e.g. last 90 days")
+        return last_days(today, n * days), 3
+    if rest and rest[0] in ("month", "week", "year"):
+        unit, this = rest[0], words[i] == "this"
+        if unit == "month":
+            return (month_period(today) if this else month_period(add_months(today.replace(day=1), -1))), 2
+        if unit == "week":
+            return (week_period(today) if this else week_period(today - timedelta(days=7))), 2
+        return (year_period(today) if this else year_period(date(today.year - 1, 1, 1))), 2
+    return None
+
+
+def parse_invoice_filters(args: tuple[str, ...], today: date) -> tuple[InvoiceQuery, int]:
+    """`[status…] [from DATE] [to DATE] [last N days] [INV-…] [page N]` → query and page number."""
+    words = [w.lower() for w in args]
+    statuses: list[InvoiceStatus] = []
+    start: date | None = None
+    end: date | None = None
+    search: str | None = None
+    page = 1
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in STATUS_WORDS:
+            statuses += [s for s in STATUS_WORDS[word] if s not in statuses]
+            i += 1
+        elif word in ("from", "since", "after"):
+            start = parse_date(args[i + 1], today) if i + 1 < len(args) else _missing(word)
+            i += 2
+        elif word in ("to", "until", "before"):
+            end = parse_date(args[i + 1], today) if i + 1 < len(args) else _missing(word)
+            i += 2
+        elif word == "page":
+            page = _take_number(words, i + 1, "page", "e.g. /billing invoices page 2")
+            if page < 1:
+                raise InvalidInput("Pages start at 1.", hint="e.g. /billing invoices page 2")
+            i += 2
+        elif word == "search" and i + 1 < len(args):
+            search, i = args[i + 1][:40], i + 2
+        elif (rel := _relative_range(words, i, today)) is not None:
+            period, used = rel
+            start, end = period.start, period.end - timedelta(days=1)
+            i += used
+        elif _INVOICE_NUMBER.match(args[i]) or word.startswith("inv"):
+            search, i = args[i][:40], i + 1
+        elif word in ("invoices", "all", "with", "status", "and", "in", "the"):
+            i += 1  # filler a person naturally types
+        else:
+            raise InvalidInput(f"I don't understand `{_short(args[i])}` in an invoice filter.",
+                               hint="e.g. `/billing invoices overdue from 2026-01-01 to 2026-03-31 page 2`")
+    if start and end and end < start:
+        raise InvalidInput(f"`to {end}` is before `from {start}`.", hint="e.g. from 2026-01-01 to 2026-03-31")
+    return InvoiceQuery(tuple(statuses), start, end, search, PAGE_SIZE), page
+
+
+def _missing(word: str) -> date:
+    raise InvalidInput(f"`{word}` needs a date after it.", hint=f"e.g. {word} 2026-10-01")
+
+
+def parse_period(words: list[str], i: int, today: date) -> tuple[Period, int] | None:
+    """A period starting at words[i], and how many words it used."""
+    word = words[i]
+    simple = {"today": today_period(today), "yesterday": today_period(today - timedelta(days=1)),
+              "week": week_period(today), "month": month_period(today), "year": year_period(today),
+              "mtd": month_period(today), "ytd": year_period(today)}
+    if word in simple:
+        return simple[word], 1
+    if (rel := _relative_range(words, i, today)) is not None:
+        return rel
+    if ".." in word:
+        first, _, last = word.partition("..")
+        return custom_period(parse_date(first, today), parse_date(last, today)), 1
+    if re.fullmatch(r"\d{4}-\d{2}", word):
+        try:
+            return month_period(date.fromisoformat(word + "-01")), 1
+        except ValueError:
+            raise InvalidInput(f"`{word}` is not a month.", hint="e.g. 2026-10") from None
+    return None
+
+
+@dataclass(frozen=True)
+class UsageRequest:
+    period: Period
+    group_by: str
+    granularity: Granularity
+
+
+def parse_usage(args: tuple[str, ...], today: date) -> UsageRequest:
+    """`[today|week|month|year|last N days|FROM..TO|YYYY-MM] [by GROUP] [hourly|daily|weekly|monthly]`."""
+    words = [w.lower() for w in args]
+    period: Period | None = None
+    group, granularity = "resource", None
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "by" and i + 1 < len(words):
+            target = words[i + 1]
+            if target not in GROUPS and not _DIMENSION.match(target):
+                raise InvalidInput(f"I can't group by `{_short(args[i + 1])}`.",
+                                   hint="by deployment, provider, resource, or a dimension such as model or region")
+            group, i = GROUPS.get(target, target), i + 2
+        elif word in GRANULARITIES:
+            granularity, i = GRANULARITIES[word], i + 1
+        elif word in ("this", "the", "for", "of", "in"):
+            i += 1
+        elif (found := parse_period(words, i, today)) is not None:
+            period, used = found
+            i += used
+        else:
+            raise InvalidInput(f"I don't understand `{_short(args[i])}` in a usage question.",
+                               hint="e.g. `/billing usage last 30 days by deployment daily`")
+    chosen = period or month_period(today)
+    return UsageRequest(chosen, group, granularity or default_granularity(chosen))
+
+
+def parse_payment_filters(args: tuple[str, ...], today: date) -> PaymentQuery:
+    if not args:
+        return PaymentQuery(limit=PAGE_SIZE)
+    words = [w.lower() for w in args]
+    found = parse_period(words, 0, today)
+    if found is None or found[1] != len(words):
+        raise InvalidInput(f"I don't understand `{_short(' '.join(args))}` as a range of payments.",
+                           hint="e.g. `/billing payments last 90 days` or `/billing payments 2026-10`")
+    period = found[0]
+    return PaymentQuery(paid_from=period.start, paid_to=period.end - timedelta(days=1), limit=PAGE_SIZE)
+
+
+def parse_member(word: str) -> str:
+    match = _MENTION.match(word)
+    if not match:
+        raise InvalidInput(f"`{_short(word)}` is not a member I can recognise.", hint="Mention them: @jane")
+    return match.group(1) or match.group(2)
+
+
+def parse_channel(word: str) -> str:
+    match = _CHANNEL.match(word)
+    if not match:
+        raise InvalidInput(f"`{_short(word)}` is not a channel I can recognise.", hint="Mention it: #finance")
+    return match.group(1) or match.group(2)

@@ -1,0 +1,25 @@
+"""The payments list."""
+
+from __future__ import annotations
+
+from billing_core.results import PaymentPage
+from bot.ids import Action
+from bot.views.common import Message, Reader, button, context, divider, header, message, pack, section
+from bot.views.invoices import _payment_line
+
+
+def payments_message(page: PaymentPage, reader: Reader, *, period_label: str) -> Message:
+    if not page.items:
+        return message(f"No payments {period_label}.", [section(f":mag: No payments {period_label}.")])
+    blocks = [header(f"Payments — {period_label}"),
+              context(f"{page.total_matching} payments · confirmed {reader.money(page.confirmed_total, page.currency)}"),
+              divider()]
+    for p in page.items:
+        line = _payment_line(p, reader) + (f" · {p.invoice_number}" if p.invoice_number else "")
+        accessory = (button("Receipt", Action.RECEIPT_PDF, pack({"n": p.invoice_number, "p": p.id}))
+                     if p.receipt_number and p.invoice_number else None)
+        blocks.append(section(line.removeprefix("• "), accessory=accessory))
+    if page.next_cursor:
+        blocks.append(context(f"Showing the latest {len(page.items)}; narrow the range to see older ones."))
+    text = f"{page.total_matching} payments {period_label}, confirmed {reader.money(page.confirmed_total, page.currency)}"
+    return message(text, blocks)

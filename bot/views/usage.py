@@ -1,0 +1,77 @@
+"""Usage and forecast messages."""
+
+from __future__ import annotations
+
+from billing_core.results import BudgetStatus, Projection, UsageSummary
+from bot.ids import Action
+from bot.views.common import (
+    Message,
+    Reader,
+    actions,
+    button,
+    context,
+    escape,
+    fields,
+    header,
+    message,
+    pack,
+    pct,
+    section,
+)
+from bot.views.common import Block as BlockDict
+from bot.views.overview import budget_line, plan_line, projection_text
+
+TOP_ROWS = 10
+
+
+def usage_message(summary: UsageSummary, reader: Reader, *, request_text: str) -> Message:
+    cur, total = summary.account.currency, summary.total_cost
+    group = "resource type" if summary.group_by == "resource" else summary.group_by
+    blocks: list[BlockDict] = [
+        header(f"Usage — {summary.period.label}"),
+        context(f"{escape(summary.account.name)} · by {escape(group)} · {summary.granularity.value}ly buckets · "
+                f"{reader.day(summary.period.start)} – {reader.day(summary.period.dates()[-1])}"),
+        section(f"*Total* {reader.money(total, cur)}"),
+    ]
+    if summary.rows:
+        lines = [f"• {escape(r.key)} — {reader.money(r.cost, cur)} ({pct(r.share * 100)})" for r in summary.rows[:TOP_ROWS]]
+        rest = summary.rows[TOP_ROWS:]
+        if rest:
+            lines.append(f"• {len(rest)} more — {reader.money(sum((r.cost for r in rest), total * 0), cur)}")
+        blocks.append(section(f"*By {escape(group)}*\n" + "\n".join(lines)))
+    else:
+        blocks.append(section(":zero: No usage in this period."))
+    if summary.group_by != "resource" and summary.by_resource:
+        blocks.append(section("*By resource type*\n" + "\n".join(
+            f"• `{escape(r.key)}` {reader.money(r.cost, cur)}" for r in summary.by_resource[:TOP_ROWS])))
+    if summary.plan:
+        blocks.append(section("*Plan limits*\n" + "\n".join(plan_line(m, reader, cur) for m in summary.plan)))
+    blocks.append(actions(button("Export usage report", Action.USAGE_EXPORT, pack({"r": request_text[:200]}))))
+    blocks.append(context(":bar_chart: The chart follows in the thread."))
+    top = ", ".join(f"{r.key} {reader.money(r.cost, cur)}" for r in summary.rows[:3])
+    return message(f"Usage {summary.period.label}: {reader.money(total, cur)}" + (f" ({top})" if top else ""), blocks)
+
+
+def forecast_message(p: Projection, budgets: list[BudgetStatus], reader: Reader, *, account: str) -> Message:
+    cur = p.currency
+    blocks: list[BlockDict] = [
+        header(f"Forecast — {p.period.label}"),
+        fields(
+            ("Month to date", f"{reader.money(p.actual_to_date, cur)} ({p.days_elapsed} of {p.period.days} days)"),
+            ("Projected month end", projection_text(p, reader)),
+            ("Last month", reader.money(p.previous_period_total, cur)),
+            ("Next month estimate", reader.money(p.next_period_estimate, cur)),
+        ),
+    ]
+    total_budgets = [b for b in budgets if b.projected is not None]
+    if total_budgets:
+        lines = []
+        for b in total_budgets:
+            verdict = (":red_circle: projected *over* budget by " + reader.money(b.projected - b.amount, cur)
+                       if b.projected is not None and b.projected > b.amount else ":large_green_circle: within budget")
+            lines.append(f"{budget_line(b, reader)}\n{verdict}")
+        blocks.append(section("*Budget*\n" + "\n".join(lines)))
+    blocks.append(context(f"{escape(account)} · weekday-aware model with damped trend · 80% interval · "
+                          "the chart (actual, forecast band, budget) follows in the thread"))
+    return message(f"Forecast {p.period.label}: projected {reader.money(p.projected_total, cur)} "
+                   f"({reader.money(p.low, cur)}–{reader.money(p.high, cur)})", blocks)
