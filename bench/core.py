@@ -178,6 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, action="append", help="rows to generate (repeatable)")
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
+    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL schema for a closer look")
     args = parser.parse_args()
     figures = []
     for rows in args.rows or [1_000_000]:
@@ -191,7 +192,10 @@ def main() -> None:
                 figures.append(run(db, "PostgreSQL", rows))
             finally:
                 db.dispose()
-                drop()
+                if args.keep:
+                    print(f"kept: {db.url} {db.engine.dialect.name} search_path in connect_args")
+                else:
+                    drop()
     print()
     print("| database | usage rows | ingest rows/s | 30-day summary by deployment | 30-day trend | invoice page "
           "| raw GROUP BY (same 30 days) | rollup speed-up |")

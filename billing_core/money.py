@@ -104,14 +104,16 @@ def parse_amount(text: str | int | Decimal, *, field: str = "amount", allow_nega
 
 def to_micros(amount: Decimal) -> int:
     """Exact integer micro-units; raises if `amount` has more than 6 decimals (it would lose money)."""
-    scaled = amount * MICROS_PER_UNIT
-    if scaled != scaled.to_integral_value():
+    scaled = amount.scaleb(6)
+    micros = int(scaled)
+    if micros != scaled:
         raise InvalidInput(f"Amount {amount} has more than 6 decimal places.")
-    return int(scaled)
+    return micros
 
 
 def from_micros(micros: int) -> Decimal:
-    return (Decimal(micros) / MICROS_PER_UNIT).normalize() if micros else Decimal(0)
+    """The exact Decimal of `micros` (value-equal to the amount stored; six decimal places)."""
+    return Decimal(micros).scaleb(-6)
 
 
 def plain(amount: Decimal, currency: str) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 from billing_core.periods import Granularity, Period
 
@@ -188,8 +189,10 @@ class BreakdownRow:
     unit: str | None = None
 
 
-@dataclass(frozen=True)
-class SeriesPoint:
+class SeriesPoint(NamedTuple):
+    """One bucket × group cell of a chart series. A NamedTuple, not a frozen dataclass: a year of
+    hourly cells is tens of thousands of them, and a frozen dataclass costs ~15× more to build."""
+
     bucket: datetime | date
     group: str
     cost: Decimal

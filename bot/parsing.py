@@ -71,7 +71,7 @@ GRANULARITIES = {"hourly": Granularity.HOUR, "daily": Granularity.DAY, "weekly":
                  "monthly": Granularity.MONTH}
 _DIMENSION = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _INVOICE_NUMBER = re.compile(r"^[A-Za-z]{2,5}-[A-Za-z0-9-]{1,30}$")
-_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9]{2,})$")
+_MENTION = re.compile(r"^<@([UW][A-Z0-9_]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9_]{2,})$")
 _CHANNEL = re.compile(r"^<#([CDG][A-Z0-9]+)(?:\|[^>]*)?>$|^([CDG][A-Z0-9_]{2,})$")
 
 

@@ -218,22 +218,21 @@ class _Deltas:
         self.hourly: dict[tuple[Any, ...], list[Any]] = {}
         self.daily: dict[tuple[Any, ...], list[Any]] = {}
         self.dimension: dict[tuple[Any, ...], list[Any]] = {}
-        self._days: dict[tuple[int, datetime], date] = {}
+        self._days: dict[tuple[int, datetime], tuple[datetime, date]] = {}
 
-    def _local_day(self, account: int, start: datetime) -> date:
-        # Hourly records share a handful of start instants per batch: convert each instant once.
+    def _buckets(self, account: int, start: datetime) -> tuple[datetime, date]:
+        """The UTC hour and the account's local day of `start` (a batch shares few instants: cache them)."""
         key = (account, start)
-        day = self._days.get(key)
-        if day is None:
-            day = self._days[key] = start.astimezone(self._zones[account]).date()
-        return day
+        found = self._days.get(key)
+        if found is None:
+            hour = start.replace(minute=0, second=0, microsecond=0)
+            found = self._days[key] = (hour, start.astimezone(self._zones[account]).date())
+        return found
 
     def add(self, row: _Row, sign: int) -> None:
         account, deployment, provider, meter, unit, qty, cost = row[:7]
         start: datetime = row[8]
-        hour = start if not (start.minute or start.second or start.microsecond) else start.replace(
-            minute=0, second=0, microsecond=0)
-        day = self._local_day(account, start)
+        hour, day = self._buckets(account, start)
         dep, prov = deployment or 0, provider or 0
         _bump(self.hourly, (account, hour, dep, prov, meter), unit, sign * qty, sign * cost, sign)
         _bump(self.daily, (account, day, dep, prov, meter), unit, sign * qty, sign * cost, sign)
@@ -305,9 +304,17 @@ def _bulk_insert(session: Session, rows: Sequence[tuple[tuple[str, str], _Row]])
     """
     connection = session.connection()
     sqlite = connection.dialect.name == "sqlite"
+    moments: dict[datetime, Any] = {}  # a batch shares a few instants: convert each once
+
+    def moment(value: datetime) -> Any:
+        converted = moments.get(value)
+        if converted is None:
+            converted = moments[value] = _driver_value(value, sqlite)
+        return converted
+
     tuples = [
-        (key[0], key[1], r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _driver_value(r[8], sqlite),
-         _driver_value(r[9], sqlite), json.dumps(dict(r[10])))
+        (key[0], key[1], r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], moment(r[8]), moment(r[9]),
+         json.dumps(dict(r[10])) if r[10] else "{}")
         for key, r in rows
     ]
     if sqlite:
@@ -333,7 +340,7 @@ def _driver_value(value: Any, sqlite: bool) -> Any:
     if not sqlite:
         return value
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     if isinstance(value, date):
         return value.isoformat()
     return value

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from billing_core import invoicing
 from billing_core.db.models import (
@@ -77,7 +77,8 @@ def get_account(session: Session, ref: str | int) -> Account:
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
         account = session.get(Account, int(ref))
     else:
-        account = session.scalar(select(Account).where(func.lower(Account.name) == ref.strip().lower()))
+        account = session.scalar(select(Account).options(joinedload(Account.plan))
+                                 .where(func.lower(Account.name) == ref.strip().lower()))
     if account is None:
         raise NotFound(f"No billing account {str(ref)[:60]!r}.", hint="`billing-bot accounts` lists them.")
     return account
@@ -352,14 +353,17 @@ def _label(session: Session, group_by: str, rows: list[Any]) -> dict[Any, str]:
 
 def _daily_cells(session: Session, account: Account, period: Period, group_by: str) -> list[_Cell]:
     col = _group_column(group_by, UsageDaily)
+    # A unit (and so a quantity) only means something when the group is one meter.
+    units = (func.min(UsageDaily.unit), func.max(UsageDaily.unit)) if group_by == "resource" else ()
     rows = list(session.execute(
-        select(UsageDaily.day, col, func.min(UsageDaily.unit), func.max(UsageDaily.unit),
-               func.sum(UsageDaily.quantity), func.sum(UsageDaily.cost))
+        select(UsageDaily.day, col, func.sum(UsageDaily.quantity), func.sum(UsageDaily.cost), *units)
         .where(UsageDaily.account_id == account.id, UsageDaily.day >= period.start, UsageDaily.day < period.end)
         .group_by(UsageDaily.day, col)
     ))
     labels = _label(session, group_by, rows)
-    return [(r[0], labels[r[1]], r[2] if r[2] == r[3] else "", Decimal(r[4]), Decimal(r[5])) for r in rows]
+    if units:
+        return [(r[0], labels[r[1]], r[4] if r[4] == r[5] else "", r[2], r[3]) for r in rows]
+    return [(r[0], labels[r[1]], "", ZERO, r[3]) for r in rows]
 
 
 def _hourly_cells(session: Session, account: Account, period: Period, group_by: str, tz: ZoneInfo) -> list[_Cell]:
@@ -399,7 +403,15 @@ def _dimension_cells(session: Session, account: Account, period: Period, key: st
 
 
 def _resource_rows(session: Session, account: Account, period: Period) -> tuple[BreakdownRow, ...]:
-    return _breakdown(_daily_cells(session, account, period, "resource"), None)
+    """Cost per resource type (meter) over the whole period: one small aggregate, no per-day rows."""
+    rows = session.execute(
+        select(UsageDaily.meter, func.min(UsageDaily.unit), func.max(UsageDaily.unit), func.sum(UsageDaily.quantity),
+               func.sum(UsageDaily.cost))
+        .where(UsageDaily.account_id == account.id, UsageDaily.day >= period.start, UsageDaily.day < period.end)
+        .group_by(UsageDaily.meter)
+    )
+    cells: list[_Cell] = [(period.start, r[0], r[1] if r[1] == r[2] else "", r[3], r[4]) for r in rows]
+    return _breakdown(cells, None)
 
 
 def _breakdown(cells: Sequence[_Cell], total: Decimal | None) -> tuple[BreakdownRow, ...]:
@@ -435,10 +447,11 @@ def _buckets(period: Period, granularity: Granularity, tz: ZoneInfo) -> list[dat
 
 def _series(cells: Sequence[_Cell], granularity: Granularity) -> list[SeriesPoint]:
     sums: dict[tuple[date | datetime, str], Decimal] = defaultdict(Decimal)
+    rebucket = granularity in (Granularity.WEEK, Granularity.MONTH)
     for bucket, group, _unit, _qty, cost in cells:
-        key = bucket if isinstance(bucket, datetime) else bucket_start(bucket, granularity)
+        key = bucket_start(bucket, granularity) if rebucket and not isinstance(bucket, datetime) else bucket
         sums[(key, group)] += cost
-    return [SeriesPoint(b, g, c) for (b, g), c in sorted(sums.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])) if c]
+    return [SeriesPoint(b, g, c) for (b, g), c in sorted(sums.items()) if c]
 
 
 def plan_usage(session: Session, account: Account, period: Period) -> list[PlanMeterUsage]:

@@ -130,11 +130,11 @@ def message(text: str, blocks: list[Block]) -> Message:
 
 
 def error_message(error: BillingError) -> Message:
-    text = f":warning: {error.message}"
+    text = f":warning: {escape(error.message)}"
     blocks = [section(f":warning: {escape(error.message)}")]
     if error.hint:
         blocks.append(context(f"Try: {escape(error.hint)}"))
-    return message(text + (f" Try: {error.hint}" if error.hint else ""), blocks)
+    return message(text + (f" Try: {escape(error.hint)}" if error.hint else ""), blocks)
 
 
 def working_message(what: str) -> Message:

@@ -1,0 +1,85 @@
+"""What people type after /billing: understood, or answered with what was wrong and an example."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from billing_core.errors import InvalidInput
+from billing_core.periods import Granularity
+from billing_core.results import InvoiceStatus
+from bot.parsing import parse_command, parse_invoice_filters, parse_member, parse_payment_filters, parse_usage
+
+TODAY = date(2026, 11, 22)
+
+
+def test_empty_is_the_overview_and_aliases_work() -> None:
+    assert parse_command("").name == "overview"
+    assert parse_command("  budgets ").name == "budget"
+    assert parse_command("INV-0042").name == "invoice"
+
+
+@pytest.mark.parametrize(("typed", "suggested"), [("invocies", "invoices"), ("forcast", "forecast"),
+                                                  ("usge", "usage"), ("paymnts", "payments")])
+def test_unknown_subcommand_suggests_the_closest(typed: str, suggested: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_command(typed)
+    assert f"`{typed}`" in err.value.message and f"/billing {suggested}" in (err.value.hint or "")
+
+
+def test_garbage_is_refused_politely() -> None:
+    with pytest.raises(InvalidInput, match="I read at most 300"):
+        parse_command("x" * 10_000)
+    with pytest.raises(InvalidInput) as err:
+        parse_command("¯\\_(ツ)_/¯")
+    assert "/billing help" in (err.value.hint or "")
+
+
+def test_invoice_filters_in_natural_forms() -> None:
+    query, page = parse_invoice_filters(("overdue", "last", "90", "days"), TODAY)
+    assert query.statuses == (InvoiceStatus.OVERDUE,) and query.issued_from == date(2026, 8, 25)
+    assert query.issued_to == TODAY and page == 1
+    query, page = parse_invoice_filters(("unpaid", "from", "2026-01-01", "to", "2026-03-31", "inv-00", "page", "3"),
+                                        TODAY)
+    assert query.statuses == (InvoiceStatus.PENDING, InvoiceStatus.OVERDUE)
+    assert (query.issued_from, query.issued_to, query.search, page) == (date(2026, 1, 1), date(2026, 3, 31),
+                                                                        "inv-00", 3)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("from", "2026-03-01", "to", "2026-01-01"), "is before"),
+    (("from", "yesterdayish"), "not a date"),
+    (("from",), "needs a date"),
+    (("page", "x"), "whole number"),
+    (("banana",), "don't understand `banana`"),
+])
+def test_bad_invoice_filters_say_what_was_wrong(args: tuple[str, ...], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message) as err:
+        parse_invoice_filters(args, TODAY)
+    assert err.value.hint
+
+
+def test_usage_periods_groups_and_granularity() -> None:
+    req = parse_usage(("month", "by", "provider"), TODAY)
+    assert (req.period.start, req.group_by, req.granularity) == (date(2026, 11, 1), "provider", Granularity.DAY)
+    req = parse_usage(("last", "7", "days", "by", "model", "hourly"), TODAY)
+    assert (req.period.days, req.group_by, req.granularity) == (7, "model", Granularity.HOUR)
+    req = parse_usage(("2026-10-01..2026-10-15",), TODAY)
+    assert req.period.days == 15
+    req = parse_usage(("year",), TODAY)
+    assert req.granularity is Granularity.WEEK
+    with pytest.raises(InvalidInput, match="before the start"):
+        parse_usage(("2026-10-15..2026-10-01",), TODAY)
+    with pytest.raises(InvalidInput, match="can't group by"):
+        parse_usage(("by", "<!channel>"), TODAY)
+
+
+def test_payment_ranges_and_member_mentions() -> None:
+    assert parse_payment_filters(("last", "30", "days"), TODAY).paid_from == date(2026, 10, 24)
+    with pytest.raises(InvalidInput, match="range of payments"):
+        parse_payment_filters(("lots",), TODAY)
+    assert parse_member("<@U123ABC|jane>") == "U123ABC"
+    assert parse_member("U_VIEWER") == "U_VIEWER"
+    with pytest.raises(InvalidInput):
+        parse_member("jane")
