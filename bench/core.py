@@ -131,9 +131,7 @@ def run(db: Database, label: str, rows: int) -> Figures:
             done += ingest_usage(s, chunk).inserted
         print(f"  {label}: {done:,} rows ingested, {time.perf_counter() - started:.0f} s", flush=True)
     ingest_rate = rows / (time.perf_counter() - started)
-    if db.dialect == "postgresql":
-        with db.engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
+    settle(db)
     billing = Billing(db)
     window = last_days(NOW.date(), 30)
     summary = timed(lambda: billing.usage("bench-0", window, group_by="deployment", granularity=Granularity.DAY))
@@ -144,14 +142,28 @@ def run(db: Database, label: str, rows: int) -> Figures:
 
 
 def raw_summary_by_deployment(db: Database, account_id: int, period: Period) -> list[object]:
-    """The same question without rollups: cost per deployment per day, straight from usage_records."""
+    """The same question without rollups: cost per deployment per local day, straight from usage_records."""
     start, end = period.utc_bounds(ZoneInfo("America/New_York"))
+    if db.dialect == "postgresql":
+        day = func.date(func.timezone("America/New_York", UsageRecord.period_start))
+    else:  # SQLite has no time zones: its UTC day is the same amount of work
+        day = func.date(UsageRecord.period_start)
     with db.unit_of_work() as s:
-        stmt = (select(UsageRecord.deployment_id, func.count(), func.sum(UsageRecord.cost))
+        stmt = (select(day, UsageRecord.deployment_id, func.sum(UsageRecord.quantity), func.sum(UsageRecord.cost))
                 .where(UsageRecord.account_id == account_id, UsageRecord.period_start >= start,
                        UsageRecord.period_start < end)
-                .group_by(UsageRecord.deployment_id))
+                .group_by(day, UsageRecord.deployment_id))
         return list(s.execute(stmt))
+
+
+def settle(db: Database) -> None:
+    """What autovacuum/ANALYZE do in steady state: clear dead rollup versions, refresh statistics."""
+    if db.dialect == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+    else:
+        with db.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
 
 
 def sqlite_db(rows: int) -> Database:

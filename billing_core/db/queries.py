@@ -285,14 +285,6 @@ def list_payments(session: Session, account: Account, query: PaymentQuery, *, tz
 # --- usage -----------------------------------------------------------------------------------------
 
 
-def _names(session: Session, model: type[Deployment] | type[Provider], ids: set[int]) -> dict[int, str]:
-    names = {0: NONE_LABEL}
-    wanted = [i for i in ids if i]
-    if wanted:
-        names.update({r.id: r.name for r in session.execute(select(model.id, model.name).where(model.id.in_(wanted)))})
-    return names
-
-
 def daily_costs(session: Session, account: Account, period: Period) -> list[DailyCost]:
     """Cost per local day of `period`, zero-filled, from the daily rollup."""
     rows = session.execute(
@@ -338,46 +330,45 @@ def usage_summary(session: Session, account: Account, period: Period, *, group_b
 _Cell = tuple[date | datetime, str, str, Decimal, Decimal]
 
 
-def _group_column(group_by: str, table: type[UsageDaily] | type[UsageHourly]) -> Any:
-    return {"deployment": table.deployment_id, "provider": table.provider_id, "resource": table.meter}[group_by]
-
-
-def _label(session: Session, group_by: str, rows: list[Any]) -> dict[Any, str]:
-    keys = {r[1] for r in rows}
-    if group_by == "deployment":
-        return _names(session, Deployment, keys)
-    if group_by == "provider":
-        return _names(session, Provider, keys)
-    return {k: str(k) for k in keys}
-
-
 def _daily_cells(session: Session, account: Account, period: Period, group_by: str) -> list[_Cell]:
-    col = _group_column(group_by, UsageDaily)
+    """Cost per local day and group; names joined in SQL so the answer takes one round trip."""
+    label, joins = _group_label(group_by, UsageDaily)
     # A unit (and so a quantity) only means something when the group is one meter.
     units = (func.min(UsageDaily.unit), func.max(UsageDaily.unit)) if group_by == "resource" else ()
-    rows = list(session.execute(
-        select(UsageDaily.day, col, func.sum(UsageDaily.quantity), func.sum(UsageDaily.cost), *units)
-        .where(UsageDaily.account_id == account.id, UsageDaily.day >= period.start, UsageDaily.day < period.end)
-        .group_by(UsageDaily.day, col)
-    ))
-    labels = _label(session, group_by, rows)
+    stmt = select(UsageDaily.day, label, func.sum(UsageDaily.quantity), func.sum(UsageDaily.cost), *units)
+    for target, on in joins:
+        stmt = stmt.outerjoin(target, on)
+    rows = session.execute(
+        stmt.where(UsageDaily.account_id == account.id, UsageDaily.day >= period.start, UsageDaily.day < period.end)
+        .group_by(UsageDaily.day, label)
+    )
     if units:
-        return [(r[0], labels[r[1]], r[4] if r[4] == r[5] else "", r[2], r[3]) for r in rows]
-    return [(r[0], labels[r[1]], "", ZERO, r[3]) for r in rows]
+        return [(r[0], r[1], r[4] if r[4] == r[5] else "", r[2], r[3]) for r in rows]
+    return [(r[0], r[1], "", ZERO, r[3]) for r in rows]
+
+
+def _group_label(group_by: str, table: type[UsageDaily] | type[UsageHourly]) -> tuple[Any, list[tuple[Any, Any]]]:
+    """The SQL expression naming each group, and the outer joins it needs."""
+    if group_by == "deployment":
+        return (func.coalesce(Deployment.name, NONE_LABEL),
+                [(Deployment, Deployment.id == table.deployment_id)])
+    if group_by == "provider":
+        return func.coalesce(Provider.name, NONE_LABEL), [(Provider, Provider.id == table.provider_id)]
+    return table.meter, []
 
 
 def _hourly_cells(session: Session, account: Account, period: Period, group_by: str, tz: ZoneInfo) -> list[_Cell]:
-    col = _group_column(group_by, UsageHourly)
+    label, joins = _group_label(group_by, UsageHourly)
     start, end = period.utc_bounds(tz)
-    rows = list(session.execute(
-        select(UsageHourly.hour, col, func.min(UsageHourly.unit), func.max(UsageHourly.unit),
-               func.sum(UsageHourly.quantity), func.sum(UsageHourly.cost))
-        .where(UsageHourly.account_id == account.id, UsageHourly.hour >= start, UsageHourly.hour < end)
-        .group_by(UsageHourly.hour, col)
-    ))
-    labels = _label(session, group_by, rows)
-    return [(r[0].astimezone(tz), labels[r[1]], r[2] if r[2] == r[3] else "", Decimal(r[4]), Decimal(r[5]))
-            for r in rows]
+    stmt = select(UsageHourly.hour, label, func.min(UsageHourly.unit), func.max(UsageHourly.unit),
+                  func.sum(UsageHourly.quantity), func.sum(UsageHourly.cost))
+    for target, on in joins:
+        stmt = stmt.outerjoin(target, on)
+    rows = session.execute(
+        stmt.where(UsageHourly.account_id == account.id, UsageHourly.hour >= start, UsageHourly.hour < end)
+        .group_by(UsageHourly.hour, label)
+    )
+    return [(r[0].astimezone(tz), r[1], r[2] if r[2] == r[3] else "", r[4], r[5]) for r in rows]
 
 
 def _dimension_cells(session: Session, account: Account, period: Period, key: str) -> list[_Cell]:
