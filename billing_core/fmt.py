@@ -14,7 +14,13 @@ from zoneinfo import ZoneInfo
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as _babel_date
 from babel.dates import format_datetime as _babel_datetime
-from babel.numbers import format_currency, format_decimal, format_percent
+from babel.numbers import (
+    format_compact_currency,
+    format_compact_decimal,
+    format_currency,
+    format_decimal,
+    format_percent,
+)
 
 from billing_core.money import currency_exponent, is_token, round_money
 
@@ -41,6 +47,15 @@ def money(amount: Decimal, currency: str, locale: str | None = None) -> str:
         number = format_decimal(shown, format=f"#,##0.00{'#' * (currency_exponent(currency) - 2)}", locale=loc)
         return f"{number} {currency.upper()}"
     return str(format_currency(rounded, currency.upper(), locale=loc, currency_digits=True))
+
+
+def money_compact(amount: Decimal, currency: str, locale: str | None = None) -> str:
+    """A short label for chart axes ("$12K", "R$ 1,2 mi"); never for an amount someone pays."""
+    loc = safe_locale(locale)
+    if is_token(currency):
+        number = format_compact_decimal(amount, format_type="short", locale=loc, fraction_digits=1)
+        return f"{number} {currency.upper()}"
+    return str(format_compact_currency(amount, currency.upper(), format_type="short", locale=loc, fraction_digits=1))
 
 
 def quantity(value: Decimal, unit: str = "", locale: str | None = None) -> str:

@@ -8,9 +8,12 @@ from typing import Any
 from slack_bolt import App, BoltResponse
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
 from slack_sdk.http_retry.handler import RetryHandler
-from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
 from bot.config import Settings
 from bot.deps import Deps
@@ -61,7 +64,7 @@ def _oauth(settings: Settings, deps: Deps) -> OAuthSettings:
     assert settings.client_id and settings.client_secret
     installations = SQLAlchemyInstallationStore(client_id=settings.client_id, engine=deps.db.engine)
     states = SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=deps.db.engine)
-    installations.create_tables()  # slack_sdk owns these tables' shape; creating them is idempotent
+    installations.create_tables()  # type: ignore[no-untyped-call]  # slack_sdk owns these tables' shape; creating them is idempotent
     states.metadata.create_all(deps.db.engine)
     return OAuthSettings(client_id=settings.client_id, client_secret=settings.client_secret, scopes=BOT_SCOPES,
                          installation_store=installations, state_store=states, install_path="/slack/install",

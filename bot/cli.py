@@ -41,7 +41,7 @@ def cmd_socket(args: argparse.Namespace) -> int:
     if not settings.app_token:
         raise SystemExit("Socket Mode needs SLACK_APP_TOKEN (xapp-…), an app-level token with connections:write.")
     deps = Deps.build(settings, db=database(args))
-    SocketModeHandler(build_app(settings, deps), settings.app_token).start()
+    SocketModeHandler(build_app(settings, deps), settings.app_token).start()  # type: ignore[no-untyped-call]
     return 0
 
 

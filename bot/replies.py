@@ -94,5 +94,5 @@ def report_error(reply: Reply, error: BaseException) -> None:
             reference = uuid.uuid4().hex[:8]
             log.exception("unexpected error %s", reference, exc_info=error)
             reply.private(unexpected_message(reference))
-    except Exception:  # noqa: BLE001 - reporting must never raise; the log keeps what happened
+    except Exception:
         log.exception("could not report an error to the user")

@@ -71,7 +71,7 @@ def same_account(grant: Grant, account_id: object) -> None:
 def guarded(ctx: Ctx, work: Callable[[], object]) -> None:
     try:
         work()
-    except BaseException as error:  # noqa: BLE001 - every failure after the ack is reported, none swallowed
+    except BaseException as error:
         report_error(ctx.private(), error)
 
 

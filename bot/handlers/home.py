@@ -15,7 +15,6 @@ from bot.handlers.base import Ctx, after_ack, reader_for
 from bot.replies import Posted, Reply
 from bot.views.overview import home_view, home_without_access
 
-
 _CHARTS: dict[tuple[str, str, int, str], str] = {}  # (workspace, user, account, day) → file id
 
 

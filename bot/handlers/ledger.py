@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-
 import charts
 from billing_core import exports
 from billing_core.errors import InvalidInput

@@ -14,7 +14,8 @@ def help_message() -> Message:
     blocks = [header("Billing bot — what you can ask"), section("\n".join(lines[:12])),
               context("Periods: today · week · month · year · last 90 days · 2026-10 · 2026-10-01..2026-10-15. "
                       "Groups: by deployment · provider · resource · model · region. "
-                      "In a channel linked to an account, answers are posted for everyone; elsewhere only you see them.")]
+                      "In a channel linked to an account, answers are posted for everyone; "
+                      "elsewhere only you see them.")]
     return message("Billing bot commands: " + ", ".join(SUBCOMMANDS), blocks)
 
 

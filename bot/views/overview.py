@@ -41,8 +41,10 @@ def _balance_text(o: AccountOverview, reader: Reader) -> str:
 
 
 def plan_line(meter: PlanMeterUsage, reader: Reader, currency: str) -> str:
-    line = (f"`{escape(meter.meter)}` {bar(meter.used_share)} {fmt.quantity(meter.used, meter.unit, reader.locale)}"
-            f" of {fmt.quantity(meter.included, meter.unit, reader.locale)} ({fmt.percent(meter.used_share, reader.locale)})")
+    used = fmt.quantity(meter.used, meter.unit, reader.locale)
+    included = fmt.quantity(meter.included, meter.unit, reader.locale)
+    line = (f"`{escape(meter.meter)}` {bar(meter.used_share)} {used} of {included} "
+            f"({fmt.percent(meter.used_share, reader.locale)})")
     if meter.overage_cost:
         line += f" · overage {reader.money(meter.overage_cost, currency)}"
     return line
@@ -80,7 +82,8 @@ def _body(o: AccountOverview, reader: Reader) -> list[BlockDict]:
         blocks.append(section("*Budgets*\n" + "\n".join(budget_line(b, reader) for b in o.budgets)))
     if o.deployments:
         names = ", ".join(escape(d.name) for d in o.deployments[:20])
-        blocks.append(context(f"{len(o.deployments)} active deployment{'s' if len(o.deployments) != 1 else ''}: {names}"))
+        plural = "s" if len(o.deployments) != 1 else ""
+        blocks.append(context(f"{len(o.deployments)} active deployment{plural}: {names}"))
     blocks.append(divider())
     if o.recent_invoices:
         blocks.append(section("*Recent invoices*\n" + "\n".join(_invoice_line(i, reader) for i in o.recent_invoices)))
@@ -103,7 +106,8 @@ def _quick_actions(o: AccountOverview) -> BlockDict:
 def overview_text(o: AccountOverview, reader: Reader) -> str:
     cur = o.account.currency
     text = (f"{o.account.name}: {reader.money(o.cost_to_date, cur)} so far in {o.month.label}, projected "
-            f"{reader.money(o.projection.projected_total, cur)}; outstanding {reader.money(o.balance.outstanding, cur)}")
+            f"{reader.money(o.projection.projected_total, cur)}; "
+            f"outstanding {reader.money(o.balance.outstanding, cur)}")
     if o.balance.overdue_count:
         text += f" ({reader.money(o.balance.overdue, cur)} overdue)"
     return text

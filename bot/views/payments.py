@@ -11,8 +11,9 @@ from bot.views.invoices import _payment_line
 def payments_message(page: PaymentPage, reader: Reader, *, period_label: str) -> Message:
     if not page.items:
         return message(f"No payments {period_label}.", [section(f":mag: No payments {period_label}.")])
+    confirmed = reader.money(page.confirmed_total, page.currency)
     blocks = [header(f"Payments — {period_label}"),
-              context(f"{page.total_matching} payments · confirmed {reader.money(page.confirmed_total, page.currency)}"),
+              context(f"{page.total_matching} payments · confirmed {confirmed}"),
               divider()]
     for p in page.items:
         line = _payment_line(p, reader) + (f" · {p.invoice_number}" if p.invoice_number else "")
@@ -21,5 +22,5 @@ def payments_message(page: PaymentPage, reader: Reader, *, period_label: str) ->
         blocks.append(section(line.removeprefix("• "), accessory=accessory))
     if page.next_cursor:
         blocks.append(context(f"Showing the latest {len(page.items)}; narrow the range to see older ones."))
-    text = f"{page.total_matching} payments {period_label}, confirmed {reader.money(page.confirmed_total, page.currency)}"
+    text = f"{page.total_matching} payments {period_label}, confirmed {confirmed}"
     return message(text, blocks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from billing_core.results import BudgetStatus, Projection, UsageSummary
 from bot.ids import Action
+from bot.views.common import Block as BlockDict
 from bot.views.common import (
     Message,
     Reader,
@@ -18,7 +19,6 @@ from bot.views.common import (
     pct,
     section,
 )
-from bot.views.common import Block as BlockDict
 from bot.views.overview import budget_line, plan_line, projection_text
 
 TOP_ROWS = 10
@@ -34,7 +34,8 @@ def usage_message(summary: UsageSummary, reader: Reader, *, request_text: str) -
         section(f"*Total* {reader.money(total, cur)}"),
     ]
     if summary.rows:
-        lines = [f"• {escape(r.key)} — {reader.money(r.cost, cur)} ({pct(r.share * 100)})" for r in summary.rows[:TOP_ROWS]]
+        lines = [f"• {escape(r.key)} — {reader.money(r.cost, cur)} ({pct(r.share * 100)})"
+                 for r in summary.rows[:TOP_ROWS]]
         rest = summary.rows[TOP_ROWS:]
         if rest:
             lines.append(f"• {len(rest)} more — {reader.money(sum((r.cost for r in rest), total * 0), cur)}")
