@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
@@ -15,6 +16,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.http_retry.handler import RetryHandler
 
+from billing_core.replay import claim
 from bot.config import Settings
 from bot.deps import Deps
 from bot.handlers import register_all
@@ -46,6 +48,7 @@ def build_app(settings: Settings, deps: Deps) -> App:
         if not settings.bot_token:
             raise SystemExit("Set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID/SECRET (OAuth installs).")
         app = App(signing_secret=settings.signing_secret, client=client, token_verification_enabled=False)
+    app.use(_refuse_replays(deps))
     register_all(app, deps)
 
     @app.error
@@ -55,6 +58,20 @@ def build_app(settings: Settings, deps: Deps) -> App:
         return BoltResponse(status=200, body="")
 
     return app
+
+
+def _refuse_replays(deps: Deps) -> Callable[..., BoltResponse | None]:
+    """Bolt checks the signature and its 5-minute window; this refuses the same signed request twice."""
+
+    def middleware(req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> BoltResponse:
+        signature = req.headers.get("x-slack-signature", [""])[0]
+        if signature and not claim(deps.db, f"slack:{signature}", now=deps.clock()):
+            log.warning("refused a replayed Slack request")
+            return BoltResponse(status=401, body='{"error": "replayed request"}',
+                                headers={"content-type": "application/json"})
+        return next()
+
+    return middleware
 
 
 def _oauth(settings: Settings, deps: Deps) -> OAuthSettings:

@@ -343,3 +343,14 @@ class MemberRole(Base):
     granted_by: Mapped[str] = mapped_column(String(32))
     granted_at: Mapped[datetime]
     __table_args__ = (CheckConstraint("role IN ('viewer','admin')", name="role"),)
+
+
+class SeenRequest(Base):
+    """Signed requests already accepted: a replay of the same signature within its lifetime is refused.
+
+    Kept in the database, not in memory, so a replay sent to another web process is caught too.
+    """
+
+    __tablename__ = "seen_requests"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(index=True)
