@@ -21,8 +21,12 @@ def alembic_config(db: Database) -> Config:
     return config
 
 
-def upgrade(db: Database, revision: str = "head") -> None:
-    """Bring the schema to `revision`; one transaction, so a failed migration leaves nothing half-done."""
+def upgrade(db: Database, revision: str = "heads") -> None:
+    """Bring the schema to `revision`; one transaction, so a failed migration leaves nothing half-done.
+
+    "heads", not "head": features developed side by side may each add a revision on the same parent
+    until a merge revision joins them, and an upgrade must apply all of them meanwhile.
+    """
     config = alembic_config(db)
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -30,12 +34,15 @@ def upgrade(db: Database, revision: str = "head") -> None:
 
 
 def current_revision(db: Database) -> str | None:
+    """The applied revision(s), joined by "+" while branches are unmerged; None for an empty database."""
     with db.engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        heads = MigrationContext.configure(connection).get_current_heads()
+    return "+".join(sorted(heads)) or None
 
 
 def head_revision(db: Database) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(db)).get_current_head()
+    heads = ScriptDirectory.from_config(alembic_config(db)).get_heads()
+    return "+".join(sorted(heads)) or None
 
 
 def is_up_to_date(db: Database) -> bool:
