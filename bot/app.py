@@ -43,11 +43,13 @@ def build_app(settings: Settings, deps: Deps) -> App:
         raise SystemExit("SLACK_SIGNING_SECRET is not set (see README: creating the Slack app).")
     client = web_client(settings)
     if settings.oauth_enabled:
-        app = App(signing_secret=settings.signing_secret, client=client, oauth_settings=_oauth(settings, deps))
+        app = App(signing_secret=settings.signing_secret, client=client, oauth_settings=_oauth(settings, deps),
+                  listener_executor=deps.listeners)
     else:
         if not settings.bot_token:
             raise SystemExit("Set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID/SECRET (OAuth installs).")
-        app = App(signing_secret=settings.signing_secret, client=client, token_verification_enabled=False)
+        app = App(signing_secret=settings.signing_secret, client=client, token_verification_enabled=False,
+                  listener_executor=deps.listeners)
     app.use(_refuse_replays(deps))
     register_all(app, deps)
 

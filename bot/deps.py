@@ -28,6 +28,8 @@ class Deps:
     clock: Callable[[], datetime] = wall_clock
     #: Slow work after the ack (charts, PDFs, exports) runs here, so Bolt's listener threads stay free.
     workers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="billing"))
+    #: Bolt runs listeners here; they only ack and hand off, so acks never wait behind slow work.
+    listeners: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, thread_name_prefix="bolt"))
 
     @classmethod
     def build(cls, settings: Settings, *, db: Database | None = None,

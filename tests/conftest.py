@@ -104,3 +104,7 @@ def _truncate(database: Database) -> None:
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with database.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+# The real Bolt app against the fake Slack, on the seeded demo ledger (tests/slack_harness.py).
+from tests.slack_harness import bot, seeded_db, seeded_pg_schema, seeded_sqlite  # noqa: E402, F401
