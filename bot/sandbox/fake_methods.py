@@ -154,6 +154,20 @@ def conversations_join(s: SlackState, a: Args) -> Json:
     return {"ok": True, "channel": channel.as_json()}
 
 
+def conversations_open(s: SlackState, a: Args) -> Json:
+    """The bot's DM with one user (created on first use, as Slack does); group DMs are not modelled."""
+    users = [u for u in a.text("users").split(",") if u]
+    if len(users) != 1:
+        raise ApiError("not_implemented" if users else "users_list_not_supplied")
+    if users[0] not in s.users:
+        raise ApiError("user_not_found")
+    channel = next((c for c in s.channels.values() if c.im_user == users[0]), None)
+    if channel is None:
+        channel = Channel(f"D_{users[0].removeprefix('U_')}", "", [users[0], BOT_USER_ID], im_user=users[0])
+        s.channels[channel.id] = channel
+    return {"ok": True, "no_op": True, "already_open": True, "channel": {"id": channel.id}}
+
+
 def conversations_members(s: SlackState, a: Args) -> Json:
     channel = _channel(s, a.text("channel"))
     return {"ok": True, "members": list(channel.members), "response_metadata": {"next_cursor": ""}}
@@ -528,6 +542,8 @@ def post_response_url(s: SlackState, url_id: str, body: Json) -> tuple[int, str]
 def _apply_response(s: SlackState, record: ResponseUrl, a: Args, text: str, blocks: Any, attachments: Any) -> None:
     """What the user would see, when the URL was minted with its channel/user/message context."""
     original = s.find_message(record.channel, record.message_ts) if record.channel and record.message_ts else None
+    if original is None and _ephemeral_original(s, record, a, text, blocks, attachments):
+        return
     if a.flag("delete_original"):
         if original is not None:
             s.remove_message(original.channel, original.ts)
@@ -539,6 +555,22 @@ def _apply_response(s: SlackState, record: ResponseUrl, a: Args, text: str, bloc
     elif record.channel and record.user:
         s.ephemeral.setdefault((record.channel, record.user), []).append(
             Message(record.channel, s.next_ts(), text, blocks, attachments, thread_ts=a.maybe("thread_ts")))
+
+
+def _ephemeral_original(s: SlackState, record: ResponseUrl, a: Args, text: str, blocks: Any,
+                        attachments: Any) -> bool:
+    """replace_/delete_original on an ephemeral source message acts on that ephemeral, as in Slack."""
+    if not (record.channel and record.user and record.message_ts):
+        return False
+    shown = s.ephemeral.get((record.channel, record.user), [])
+    original = next((m for m in shown if m.ts == record.message_ts), None)
+    if original is None or not (a.flag("replace_original") or a.flag("delete_original")):
+        return False
+    if a.flag("delete_original"):
+        shown.remove(original)
+    else:
+        original.text, original.blocks, original.attachments, original.edited = text, blocks, attachments, True
+    return True
 
 
 METHODS: dict[str, Method] = {
@@ -559,6 +591,7 @@ METHODS: dict[str, Method] = {
     "conversations.history": conversations_history,
     "conversations.replies": conversations_replies,
     "conversations.members": conversations_members,
+    "conversations.open": conversations_open,
     "users.info": users_info,
     "users.lookupByEmail": users_lookup_by_email,
     "blocks.validate": blocks_validate,

@@ -13,6 +13,9 @@ Contract:
   (`invalid_trigger_id`, `expired_trigger_id` after 3 s or a second use), view hashes (`hash_conflict`).
 - Faults on demand: `fail_next(...)` scripts 429/5xx/ok:false/dropped connections, `chaos(...)` injects them at
   random, `rate_limit_per_channel` throttles `chat.postMessage`.
+- Extension point: `mount(segment, route)` serves every path whose first segment is `segment` ("" for `/`) with
+  `route(verb, rest, query, headers, body) -> Page`, outside the state lock and unrecorded; the browser sandbox
+  (`bot.sandbox.ui`) adds its pages this way. `start(port=...)` picks a fixed port (default: ephemeral).
 - In-process accessors return deep copies taken under the state lock; `wait_for`/`wait_for_calls` block until
   the background listeners of a Bolt app have made their calls. A call is recorded after it was answered, so
   when `wait_for_calls` returns, the state already reflects it.
@@ -63,6 +66,20 @@ class _Fault:
     retry_after: int = 1
     drop: bool = False
     times: int = 1
+
+
+@dataclass(frozen=True)
+class Page:
+    """What a mounted route answers."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+#: `(verb, path after the mounted segment, query string, lower-cased headers, raw body) -> Page`
+Route = Callable[[str, str, str, dict[str, str], bytes], Page]
 
 
 @dataclass
@@ -146,8 +163,8 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, fake: FakeSlack) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, fake: FakeSlack, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.fake = fake
 
 
@@ -167,11 +184,12 @@ class FakeSlack:
         self._chaos: tuple[float, random.Random, tuple[str, ...], int] | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._routes: dict[str, Route] = {}
 
     # --- lifecycle ------------------------------------------------------------------------------------------
 
-    def start(self) -> FakeSlack:
-        self._server = _Server(self)
+    def start(self, port: int = 0) -> FakeSlack:
+        self._server = _Server(self, port)
         host, port = self._server.server_address[:2]
         self._state.base_url = f"http://{host!s}:{port}/"
         # A short poll interval: shutdown() waits up to one interval, and tests start and stop many fakes.
@@ -219,6 +237,12 @@ class FakeSlack:
     @strict_triggers.setter
     def strict_triggers(self, strict: bool) -> None:
         self._state.strict_triggers = strict
+
+    def mount(self, segment: str, route: Route) -> None:
+        """Serve paths starting with `/<segment>` (`""`: `/` itself) from `route`; never a Web API method name."""
+        if segment in METHODS or segment in ("upload", "response_url", "files", "_test"):
+            raise ValueError(f"/{segment} is the fake Slack's own")
+        self._routes[segment] = route
 
     def add_user(self, user: User) -> None:
         with self._state.lock:
@@ -268,6 +292,10 @@ class FakeSlack:
         """Answer one HTTP request and record it; runs on a server thread."""
         content_type = headers.get("content-type", "")
         kind, _, rest = path.lstrip("/").partition("/")
+        route = self._routes.get(kind)
+        if route is not None:  # outside the lock: a page may wait on the bot, which calls this server meanwhile
+            page = route(verb, rest, query, headers, raw)
+            return _Reply(page.status, page.body, page.content_type, dict(page.headers))
         key = {"upload": "upload", "response_url": "response_url"}.get(kind, kind)
         body = {"size": len(raw)} if key == "upload" else parse_body(raw, content_type, query)
         with self._state.changed:
@@ -334,6 +362,46 @@ class FakeSlack:
             return _Reply.of_text(404, "file_not_found")
         mimetype = str(file_json(self._state, record)["mimetype"])
         return _Reply(200, record.content, mimetype)
+
+    def post_as_user(self, channel: str, user: str, text: str, *, thread_ts: str | None = None) -> Message:
+        """A message a person typed (not a bot): what the sandbox's composer posts."""
+        with self._state.changed:
+            message = Message(channel, self._state.next_ts(), text, user=user, bot_id=None, thread_ts=thread_ts)
+            self._state.add_message(message)
+            self._state.changed.notify_all()
+            return copy.deepcopy(message)
+
+    def post_as_bot(self, message: Message, *, ephemeral_to: str | None = None) -> Message:
+        """What Slack itself shows for the app, e.g. an ack body: a message, or an ephemeral one for one user."""
+        with self._state.changed:
+            message.ts = self._state.next_ts()
+            if ephemeral_to is None:
+                self._state.add_message(message)
+            else:
+                self._state.ephemeral.setdefault((message.channel, ephemeral_to), []).append(message)
+            self._state.changed.notify_all()
+            return copy.deepcopy(message)
+
+    def trigger_user(self, trigger_id: str) -> str | None:
+        """The user a trigger id was issued for (to place an error about it)."""
+        with self._state.lock:
+            trigger = self._state.triggers.get(trigger_id)
+            return trigger.user if trigger else None
+
+    def response_url_context(self, url_or_id: str) -> tuple[str | None, str | None]:
+        """(channel, user) a response_url was minted for."""
+        url_id = url_or_id.rstrip("/").rsplit("/", 1)[-1]
+        with self._state.lock:
+            record = self._state.response_urls.get(url_id)
+            return (record.channel, record.user) if record else (None, None)
+
+    def channels(self) -> list[Channel]:
+        found: list[Channel] = self._read(lambda s: list(s.channels.values()))
+        return found
+
+    def users(self) -> list[User]:
+        found: list[User] = self._read(lambda s: list(s.users.values()))
+        return found
 
     # --- accessors (deep copies, taken under the lock) ------------------------------------------------------
 
