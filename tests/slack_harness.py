@@ -191,7 +191,9 @@ class BotHarness:
 def bot(seeded_db: Database) -> Iterator[BotHarness]:
     with FakeSlack() as fake:
         settings = Settings(signing_secret=SECRET, bot_token="xoxb-harness", api_url=fake.url)
-        deps = Deps.build(settings, db=seeded_db)
+        # The bot's clock stands still at the seeding moment, so a test's own question to the core (say, the
+        # month-end projection, which moves with the unelapsed part of today) gets the bot's exact answer.
+        deps = Deps.build(settings, db=seeded_db, clock=lambda: SEEDED_AT)
         deps.workers = TrackingExecutor(4, "billing")
         deps.listeners = TrackingExecutor(8, "bolt")
         app = build_app(settings, deps)

@@ -1,17 +1,385 @@
-"""`/billing …` end to end: signed slash commands to the real Bolt app, answers read back from the fake Slack."""
+"""`/billing …` end to end: signed slash commands to the real Bolt app, answers read back from the fake Slack.
+
+The demo workspace (T0001): #finance (C_FINANCE) is linked to acme-corp, so answers there are public and files
+land in the answer's thread; #general is not linked, so answers are ephemeral and files go to the DM.
+U_ADMIN is a workspace admin (billing admin), U_VIEWER a viewer, U_NOBODY has no billing role.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import zipfile
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from billing_core.db.models import AuditEntry
+from billing_core.fmt import money
+from billing_core.results import InvoiceQuery, InvoiceStatus
+from bot.ids import Action, Block, Field, View
+from bot.sandbox.fake_state import User
 from tests.slack_harness import BotHarness
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def pdf_text(content: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+
+
+def texts_of(blocks: list[dict[str, Any]]) -> str:
+    """Every piece of text in a list of blocks (sections, fields, context), for "the user can read X"."""
+    return json.dumps(blocks, ensure_ascii=False)
+
+
+def buttons(blocks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for block in blocks:
+        for element in [*block.get("elements", []), block.get("accessory") or {}]:
+            if element.get("type") == "button":
+                found.setdefault(element["action_id"], element)
+    return found
+
+
+def files_in_thread(bot: BotHarness, channel: str, ts: str) -> list[Any]:
+    return [f for f in bot.fake.files() if f.channel == channel and f.thread_ts == ts and f.content is not None]
+
+
+def acme_invoice(bot: BotHarness, number: str) -> Any:
+    return bot.deps.billing.invoice("acme-corp", number, now=bot.deps.clock())
+
+
+# --- overview ------------------------------------------------------------------------------------------------
 
 
 def test_overview_in_a_linked_channel_is_public_with_the_trend_chart_in_its_thread(bot: BotHarness) -> None:
     ack = bot.command("")
-    assert ack.status_code == 200
+    assert ack.status_code == 200 and "Working on it" in ack.text  # the ack says the answer is coming
     bot.settle()
-    posted = bot.fake.messages("C_FINANCE")
-    assert posted, "the overview was not posted in #finance"
-    overview = posted[0]
+    overview = bot.fake.messages("C_FINANCE")[0]
+    o = bot.deps.billing.overview("acme-corp", now=bot.deps.clock())
     assert "acme-corp" in overview.text
-    chart = [f for f in bot.fake.files() if f.thread_ts == overview.ts]
-    assert chart and chart[0].content is not None and chart[0].content.startswith(b"\x89PNG")
+    assert money(o.balance.outstanding, "USD", "en_US") in texts_of(overview.blocks or [])
+    assert "overdue" in texts_of(overview.blocks or []).lower()  # INV-0003 is overdue in the demo
+    quick = buttons(overview.blocks or [])
+    assert {Action.OVERVIEW_INVOICES, Action.OVERVIEW_USAGE, Action.INVOICE_PDF} <= set(quick)
+    oldest_unpaid = [i for i in o.recent_invoices if i.status in (InvoiceStatus.OVERDUE, InvoiceStatus.PENDING)][-1]
+    assert quick[Action.PAY]["url"] == oldest_unpaid.payment_url
+    chart = files_in_thread(bot, "C_FINANCE", overview.ts)
+    assert len(chart) == 1 and chart[0].content.startswith(b"\x89PNG") and chart[0].alt_txt
+
+
+def test_overview_outside_a_linked_channel_is_ephemeral_and_the_chart_goes_to_the_dm(bot: BotHarness) -> None:
+    bot.command("overview", channel="C_GENERAL")
+    bot.settle()
+    assert bot.fake.messages("C_GENERAL") == []  # nobody else saw billing data
+    assert "acme-corp" in bot.last_text("C_GENERAL")  # the default account, privately
+    dm = [f for f in bot.fake.files() if f.channel == "D_ADMIN"]
+    assert dm and dm[0].content.startswith(b"\x89PNG")
+
+
+def test_reader_locale_formats_money_for_a_german_viewer(bot: BotHarness) -> None:
+    bot.command("invoices", user="U_VIEWER")
+    bot.settle()
+    listing = bot.fake.messages("C_FINANCE")[-1]
+    total = acme_invoice(bot, "INV-0003").summary.total
+    assert money(total, "USD", "de_DE") in texts_of(listing.blocks or [])  # "20.977,52 $"
+
+
+# --- invoices ------------------------------------------------------------------------------------------------
+
+
+def test_invoices_overdue_lists_exactly_the_overdue_ones(bot: BotHarness) -> None:
+    bot.command("invoices overdue")
+    bot.settle()
+    listing = bot.fake.messages("C_FINANCE")[-1]
+    shown = texts_of(listing.blocks or [])
+    assert "INV-0003" in shown and "Overdue" in shown
+    assert "INV-0004" not in shown and "INV-0002" not in shown
+    assert listing.text.lower().startswith("1 overdue invoice")
+
+
+def test_invoices_pages_forward_with_a_keyset_cursor_in_the_button(bot: BotHarness) -> None:
+    bot.command("invoices")
+    bot.settle()
+    first = bot.fake.messages("C_FINANCE")[-1]
+    # acme-corp has 5 invoices: one page of 10; ask the core how many there are and check the page shows them.
+    page = bot.deps.billing.invoices("acme-corp", InvoiceQuery(limit=2), now=bot.deps.clock())
+    assert page.next_cursor is not None
+    everything = texts_of(first.blocks or [])
+    assert all(f"INV-000{n}" in everything for n in range(1, 6))
+    state = {"s": [], "f": None, "t": None, "q": None, "a": 1, "c": page.next_cursor, "p": 2}
+    bot.click(Action.INVOICES_PAGE, json.dumps(state), message=first)
+    bot.settle()
+    replaced = bot.fake.messages("C_FINANCE")[-1]
+    assert replaced.ts == first.ts and replaced.edited  # the page replaced the list, no new message
+    shown = texts_of(replaced.blocks or [])
+    assert "INV-0001" not in shown and "INV-0003" in shown
+
+
+def test_filter_modal_shows_end_before_start_on_the_field_and_applies_a_good_filter(bot: BotHarness) -> None:
+    bot.command("invoices")
+    bot.settle()
+    listing = bot.fake.messages("C_FINANCE")[-1]
+    bot.click(Action.INVOICES_FILTER, buttons(listing.blocks or [])[Action.INVOICES_FILTER]["value"], message=listing)
+    bot.settle()
+    modal = bot.fake.views()[-1].payload
+    assert modal["callback_id"] == View.INVOICE_FILTER
+    bad = {Block.FILTER_FROM: {Field.VALUE: {"type": "datepicker", "selected_date": "2026-10-01"}},
+           Block.FILTER_TO: {Field.VALUE: {"type": "datepicker", "selected_date": "2026-09-01"}}}
+    refused = bot.submit(modal, bad)
+    assert refused.json()["response_action"] == "errors"
+    assert "before the start date" in refused.json()["errors"][Block.FILTER_TO]
+    good = {Block.FILTER_STATUS: {Field.VALUE: {"type": "multi_static_select",
+                                                "selected_options": [{"value": "paid"}]}}}
+    assert bot.submit(modal, good).status_code == 200
+    bot.settle()
+    shown = texts_of(bot.fake.messages("C_FINANCE")[-1].blocks or [])
+    assert "INV-0004" in shown and "INV-0003" not in shown
+
+
+def test_export_csv_button_uploads_exactly_what_the_filter_matched(bot: BotHarness) -> None:
+    bot.command("invoices unpaid")
+    bot.settle()
+    listing = bot.fake.messages("C_FINANCE")[-1]
+    bot.click(Action.INVOICES_EXPORT_CSV, buttons(listing.blocks or [])[Action.INVOICES_EXPORT_CSV]["value"],
+              message=listing)
+    bot.settle()
+    [upload] = files_in_thread(bot, "C_FINANCE", listing.ts)
+    rows = list(csv.DictReader(io.StringIO(upload.content.decode("utf-8-sig"))))
+    assert sorted(r["number"] for r in rows) == ["INV-0002", "INV-0003"]
+
+
+def test_bad_invoice_filters_get_a_friendly_ephemeral_answer_with_an_example(bot: BotHarness) -> None:
+    bot.command("invoices from 2026-10-01 to 2026-09-01")
+    bot.settle()
+    assert bot.fake.messages("C_FINANCE") == []  # a mistake is not broadcast to the channel
+    answer = bot.last_text()
+    assert "2026-09-01" in answer and "Try:" in answer
+
+
+# --- one invoice and its files -----------------------------------------------------------------------------
+
+
+def test_invoice_detail_then_pdf_and_csv_land_in_its_thread_and_agree_with_the_ledger(bot: BotHarness) -> None:
+    bot.command("invoice inv-0003")
+    bot.settle()
+    detail_msg = bot.fake.messages("C_FINANCE")[-1]
+    detail = acme_invoice(bot, "INV-0003")
+    shown = texts_of(detail_msg.blocks or [])
+    assert "INV-0003" in shown and money(detail.summary.amount_due, "USD", "en_US") in shown
+    value = buttons(detail_msg.blocks or [])[Action.INVOICE_PDF]["value"]
+    bot.click(Action.INVOICE_PDF, value, message=detail_msg)
+    bot.click(Action.INVOICE_CSV, buttons(detail_msg.blocks or [])[Action.INVOICE_CSV]["value"], message=detail_msg)
+    bot.settle()
+    uploads = {f.filename: f for f in files_in_thread(bot, "C_FINANCE", detail_msg.ts)}
+    text = pdf_text(uploads["INV-0003.pdf"].content)
+    assert "INV-0003" in text and money(detail.summary.total, "USD", "en_US") in text
+    rows = list(csv.DictReader(io.StringIO(uploads["INV-0003.csv"].content.decode("utf-8-sig"))))
+    assert sum(Decimal(r["amount"]) for r in rows if r["kind"] == "line") == detail.subtotal
+    summary = {r["description"]: Decimal(r["amount"]) for r in rows if r["kind"] == "summary"}
+    assert summary["total"] == detail.summary.total and summary["amount_due"] == detail.summary.amount_due
+
+
+def test_receipt_button_on_a_paid_invoice(bot: BotHarness) -> None:
+    bot.command("invoice INV-0004")
+    bot.settle()
+    detail_msg = bot.fake.messages("C_FINANCE")[-1]
+    receipt = buttons(detail_msg.blocks or [])[Action.RECEIPT_PDF]
+    bot.click(Action.RECEIPT_PDF, receipt["value"], message=detail_msg)
+    bot.settle()
+    [pdf] = [f for f in files_in_thread(bot, "C_FINANCE", detail_msg.ts) if f.filename.endswith(".pdf")]
+    assert "INV-0004" in pdf_text(pdf.content)
+
+
+def test_unknown_invoice_is_explained(bot: BotHarness) -> None:
+    bot.command("invoice INV-9999")
+    bot.settle()
+    assert "INV-9999" in bot.last_text()
+
+
+# --- usage, forecast, payments -----------------------------------------------------------------------------
+
+
+def test_usage_by_provider_answers_with_totals_and_a_stacked_chart(bot: BotHarness) -> None:
+    bot.command("usage month by provider")
+    bot.settle()
+    answer = bot.fake.messages("C_FINANCE")[-1]
+    o = bot.deps.billing.overview("acme-corp", now=bot.deps.clock())
+    assert money(o.cost_to_date, "USD", "en_US") in texts_of(answer.blocks or [])
+    [chart] = files_in_thread(bot, "C_FINANCE", answer.ts)
+    assert chart.content.startswith(b"\x89PNG") and chart.alt_txt
+
+
+def test_usage_export_uploads_csv_and_pdf_report_that_agree(bot: BotHarness) -> None:
+    bot.command("usage last 7 days by deployment")
+    bot.settle()
+    answer = bot.fake.messages("C_FINANCE")[-1]
+    bot.click(Action.USAGE_EXPORT, buttons(answer.blocks or [])[Action.USAGE_EXPORT]["value"], message=answer)
+    bot.settle()
+    uploads = {f.filename: f for f in files_in_thread(bot, "C_FINANCE", answer.ts)}
+    assert uploads["usage-report.pdf"].content.startswith(b"%PDF")
+    rows = list(csv.DictReader(io.StringIO(uploads["usage.csv"].content.decode("utf-8-sig"))))
+    assert rows and all(Decimal(r["cost"]) >= 0 for r in rows)
+
+
+def test_forecast_shows_the_projection_and_a_chart(bot: BotHarness) -> None:
+    bot.command("forecast")
+    bot.settle()
+    answer = bot.fake.messages("C_FINANCE")[-1]
+    p = bot.deps.billing.forecast("acme-corp", now=bot.deps.clock())
+    assert money(p.projected_total, "USD", "en_US") in texts_of(answer.blocks or [])
+    [chart] = files_in_thread(bot, "C_FINANCE", answer.ts)
+    assert chart.content.startswith(b"\x89PNG")
+
+
+def test_payments_list(bot: BotHarness) -> None:
+    bot.command("payments last 365 days")
+    bot.settle()
+    answer = bot.fake.messages("C_FINANCE")[-1]
+    assert "INV-0004" in texts_of(answer.blocks or [])
+
+
+# --- budgets -------------------------------------------------------------------------------------------------
+
+
+def test_budget_list_then_admin_sets_one_through_the_modal(bot: BotHarness) -> None:
+    bot.command("budget")
+    bot.settle()
+    assert "monthly-total" in texts_of(bot.fake.messages("C_FINANCE")[-1].blocks or [])
+    bot.command("budget set")
+    bot.settle()
+    modal = bot.fake.views()[-1].payload
+    assert modal["callback_id"] == View.BUDGET
+    name = f"e2e-{modal['id'][-6:].lower()}"
+
+    def values(amount: str) -> dict[str, Any]:
+        return {Block.BUDGET_NAME: {Field.VALUE: {"type": "plain_text_input", "value": name}},
+                Block.BUDGET_AMOUNT: {Field.VALUE: {"type": "plain_text_input", "value": amount}},
+                Block.BUDGET_THRESHOLDS: {Field.VALUE: {"type": "plain_text_input", "value": "50, 80, 100"}}}
+
+    refused = bot.submit(modal, values("lots"))
+    assert Block.BUDGET_AMOUNT in refused.json()["errors"]
+    assert bot.submit(modal, values("12,500.00")).status_code == 200
+    bot.settle()
+    assert name in bot.fake.messages("C_FINANCE")[-1].text
+    statuses = {b.name: b for b in bot.deps.billing.budgets("acme-corp", now=bot.deps.clock())}
+    assert statuses[name].amount == Decimal("12500.00")
+    bot.command(f"budget delete {name}")
+    bot.settle()
+    assert name not in {b.name for b in bot.deps.billing.budgets("acme-corp", now=bot.deps.clock())}
+
+
+def test_a_viewer_cannot_change_budgets_and_the_refusal_is_audited(bot: BotHarness) -> None:
+    bot.command("budget set", user="U_VIEWER")
+    bot.settle()
+    assert "admin" in bot.last_text(user="U_VIEWER").lower()
+    assert not [v for v in bot.fake.views() if v.payload.get("callback_id") == View.BUDGET]
+
+
+# --- export --------------------------------------------------------------------------------------------------
+
+
+def test_export_invoices_pdf_is_a_zip_of_real_pdfs_with_progress(bot: BotHarness) -> None:
+    bot.command("export invoices pdf")
+    bot.settle(timeout=120)
+    progress = bot.fake.messages("C_FINANCE")[-1]
+    assert "invoice PDFs ready" in progress.text and progress.edited
+    [archive] = files_in_thread(bot, "C_FINANCE", progress.ts)
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as zipped:
+        names = sorted(zipped.namelist())
+        assert names == [f"INV-000{n}.pdf" for n in range(1, 6)]
+        assert "INV-0002" in pdf_text(zipped.read("INV-0002.pdf"))
+
+
+def test_export_invoices_csv_amounts_sum_to_the_ledger(bot: BotHarness) -> None:
+    bot.command("export invoices csv")
+    bot.settle()
+    [upload] = [f for f in bot.fake.files() if f.filename == "invoices.csv"]
+    rows = list(csv.DictReader(io.StringIO(upload.content.decode("utf-8-sig"))))
+    balance = bot.deps.billing.balance("acme-corp", now=bot.deps.clock())
+    assert sum(Decimal(r["amount_due"]) for r in rows if r["status"] != "draft") == balance.outstanding
+
+
+# --- help, mistakes, access --------------------------------------------------------------------------------
+
+
+def test_help_lists_every_subcommand_with_examples(bot: BotHarness) -> None:
+    bot.command("help")
+    bot.settle()
+    answer = bot.last_text()
+    for word in ("invoices", "usage", "forecast", "budget", "export", "access"):
+        assert word in answer
+
+
+def test_unknown_subcommand_suggests_the_closest_one(bot: BotHarness) -> None:
+    bot.command("invoces overdue")
+    bot.settle()
+    assert "invoices" in bot.last_text()
+
+
+def test_someone_without_a_role_is_refused_politely_and_audited(bot: BotHarness) -> None:
+    bot.command("invoices", user="U_NOBODY")
+    bot.settle()
+    assert bot.fake.messages("C_FINANCE") == []
+    assert "access" in bot.last_text(user="U_NOBODY").lower()
+    with bot.db.unit_of_work() as session:
+        actors = session.scalars(select(AuditEntry.actor).where(AuditEntry.action == "access.denied")).all()
+    assert any(actor.endswith("/U_NOBODY") for actor in actors)
+
+
+def test_access_grant_then_the_new_viewer_reads_and_revoke_removes_it(bot: BotHarness) -> None:
+    newcomer = f"U_NEW{len(bot.fake.calls())}X"
+    bot.fake.add_user(User(newcomer, "dana", "Dana New", "Europe/Paris", "fr-FR"))
+    bot.command(f"access grant <@{newcomer}|dana> viewer")
+    bot.settle()
+    bot.command("invoices overdue", user=newcomer)
+    bot.settle()
+    assert "INV-0003" in texts_of(bot.fake.messages("C_FINANCE")[-1].blocks or [])
+    bot.command(f"access revoke <@{newcomer}>")
+    bot.settle()
+    before = len(bot.fake.messages("C_FINANCE"))
+    bot.command("invoices", user=newcomer)
+    bot.settle()
+    assert len(bot.fake.messages("C_FINANCE")) == before
+
+
+def test_link_needs_an_admin_and_makes_the_channel_public(bot: BotHarness) -> None:
+    bot.command("link nordlicht-gmbh", channel="C_ENG", user="U_VIEWER")
+    bot.settle()
+    assert "admin" in bot.last_text("C_ENG", "U_VIEWER").lower()
+    bot.command("link nordlicht-gmbh", channel="C_ENG")
+    bot.settle()
+    bot.command("invoices", channel="C_ENG")
+    bot.settle()
+    assert "INV-0006" in texts_of(bot.fake.messages("C_ENG")[-1].blocks or [])
+    bot.command("unlink", channel="C_ENG")
+    bot.settle()
+
+
+# --- App Home ------------------------------------------------------------------------------------------------
+
+
+def test_home_tab_shows_the_overview_with_the_chart(bot: BotHarness) -> None:
+    from bot.sandbox.signing import app_home_opened
+
+    assert bot.event(app_home_opened("U_ADMIN")).status_code == 200
+    bot.settle()
+    home = bot.fake.home_view("U_ADMIN")
+    assert home is not None and home["type"] == "home"
+    assert "acme-corp" in texts_of(home["blocks"])
+    assert any(b["type"] == "image" for b in home["blocks"])
+
+
+def test_home_tab_for_someone_without_access_explains_why(bot: BotHarness) -> None:
+    from bot.sandbox.signing import app_home_opened
+
+    bot.event(app_home_opened("U_NOBODY"))
+    bot.settle()
+    home = bot.fake.home_view("U_NOBODY")
+    assert home is not None and "access" in texts_of(home["blocks"]).lower()
