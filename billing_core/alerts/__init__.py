@@ -1,0 +1,1 @@
+"""Alerts: pure rules (`rules`) and the service that evaluates them and keeps the outbox (`service`)."""

@@ -1,0 +1,226 @@
+"""Alert rules: pure rules, then evaluation against SQLite and PostgreSQL in the account's time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from billing_core.alerts import rules
+from billing_core.alerts.service import Alerts, Quiet, in_quiet_hours
+from billing_core.db.alert_models import Alert, AlertDelivery
+from billing_core.db.engine import Database
+from billing_core.db.ingest import ingest_usage, upsert_invoice, upsert_payment
+from billing_core.db.models import Account, ChannelLink
+from billing_core.periods import month_period
+from billing_core.records import PaymentIn
+from billing_core.results import (
+    BudgetStatus,
+    DailyCost,
+    PaymentMethod,
+    PaymentStatus,
+    Projection,
+    Trend,
+)
+from billing_core.service import Billing, BudgetSpec
+from tests import factories as f
+
+# --- pure rules -------------------------------------------------------------------------------------
+
+
+def test_overdue_fires_the_day_after_due_then_at_each_reminder_only() -> None:
+    due = date(2026, 11, 15)
+    stages = {d: rules.overdue_stage(due, due + timedelta(days=d)) for d in range(20)}
+    assert stages[0] is None  # due today is not overdue
+    assert stages[1] == 0 and stages[3] == 0
+    assert stages[4] == 3 and stages[8] == 7 and stages[15] == 14 and stages[19] == 14
+
+
+def _budget(spent: str, thresholds: tuple[int, ...] = (50, 80, 100), amount: str = "1000") -> BudgetStatus:
+    return BudgetStatus(id=1, account="acme", name="monthly", scope="all usage", amount=Decimal(amount),
+                        currency="USD", period=month_period(date(2026, 11, 10)), spent=Decimal(spent),
+                        projected=Decimal(spent), thresholds=thresholds, alert_channel=None)
+
+
+def test_several_thresholds_crossed_at_once_post_only_the_most_severe() -> None:
+    candidate = rules.budget_candidate(_budget("1050"))
+    assert candidate is not None and candidate.threshold == "100"
+    assert candidate.payload["skipped"] == [50, 80]
+
+
+def test_a_lower_threshold_never_follows_a_higher_one() -> None:
+    assert rules.budget_candidate(_budget("850"), fired=[100]) is None  # spend restated down after 100 %
+    assert rules.budget_candidate(_budget("850"), fired=[80]) is None
+    later = rules.budget_candidate(_budget("1000"), fired=[80])
+    assert later is not None and later.threshold == "100"
+
+
+def _projection(low: str, high: str, days: int = 10) -> Projection:
+    return Projection(period=month_period(date(2026, 11, 10)), currency="USD", actual_to_date=Decimal(500),
+                      projected_total=(Decimal(low) + Decimal(high)) / 2, low=Decimal(low), high=Decimal(high),
+                      days_elapsed=days, next_period_estimate=Decimal(0), previous_period_total=Decimal(0),
+                      change_pct=None, trend=Trend.STABLE, actual_daily=(), forecast_daily=())
+
+
+def test_forecast_overrun_needs_the_low_bound_above_budget_and_enough_days() -> None:
+    status = _budget("500")
+    assert rules.forecast_overrun(status, _projection("990", "1200")) is None  # the middle is over, not the low
+    assert rules.forecast_overrun(status, _projection("1010", "1200", days=5)) is None  # too early in the month
+    fired = rules.forecast_overrun(status, _projection("1010", "1200"))
+    assert fired is not None and fired.period == "2026-11-01"
+
+
+def test_forecast_hysteresis_a_wobbling_forecast_is_neither_re_fired_nor_cleared() -> None:
+    wobble = [("1010", "1200"), ("980", "1150"), ("1020", "1210"), ("960", "1100"), ("1005", "1190")]
+    keys = {c.key for lo, hi in wobble if (c := rules.forecast_overrun(_budget("500"), _projection(lo, hi)))}
+    assert len(keys) == 1  # one month, one key: stored once
+    assert not any(rules.forecast_cleared(Decimal(1000), _projection(lo, hi)) for lo, hi in wobble)
+    assert rules.forecast_cleared(Decimal(1000), _projection("800", "940"))
+
+
+def _weeks(values_by_weekday: dict[int, str], days: int, start: date = date(2026, 9, 7)) -> list[DailyCost]:
+    return [DailyCost(start + timedelta(days=i), Decimal(values_by_weekday.get((start + timedelta(days=i))
+                                                                               .weekday(), "100")))
+            for i in range(days)]
+
+
+def test_anomaly_baseline_is_weekday_aware() -> None:
+    history = _weeks({0: "300"}, 49)  # Mondays always cost 3×: a Monday at 300 is normal
+    monday = date(2026, 9, 7) + timedelta(days=49)
+    assert rules.anomaly_candidate([*history, DailyCost(monday, Decimal(300))], monday) is None
+    tuesday = monday + timedelta(days=1)
+    spiky = [*history, DailyCost(monday, Decimal(300)), DailyCost(tuesday, Decimal(300))]
+    found = rules.anomaly_candidate(spiky, tuesday)
+    assert found is not None and Decimal(found.payload["expected"]) == 100
+
+
+def test_weekly_digest_is_due_on_monday_from_nine_local() -> None:
+    assert rules.digest_due(datetime(2026, 11, 23, 8, 59)) is None
+    assert rules.digest_due(datetime(2026, 11, 23, 9, 0)) == date(2026, 11, 23)
+    assert rules.digest_due(datetime(2026, 11, 24, 10, 0)) is None
+
+
+def test_quiet_hours_hold_alerts_until_the_local_morning() -> None:
+    quiet = Quiet("C1", 22, 7, "Europe/Berlin")
+    late = datetime(2026, 11, 23, 22, 30, tzinfo=UTC)  # 23:30 in Berlin
+    assert in_quiet_hours(quiet, late) == datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
+    assert in_quiet_hours(quiet, datetime(2026, 11, 23, 12, 0, tzinfo=UTC)) is None
+
+
+# --- evaluation against the database -----------------------------------------------------------------
+
+
+def _setup(db: Database, tz: str, name: str, channel: str) -> int:
+    with db.unit_of_work() as s:
+        acct = f.account(s, name, tz=tz)
+        s.add(ChannelLink(workspace="T1", channel=channel, account_id=acct.id, linked_by="U1", linked_at=f.T0))
+        upsert_invoice(s, f.invoice(acct, f"{name}-1", issue=date(2026, 11, 1), due=date(2026, 11, 15)), now=f.T0)
+        return acct.id
+
+
+def _alerts(db: Database, rule: str | None = None) -> list[Alert]:
+    with db.unit_of_work() as s:
+        stmt = select(Alert).order_by(Alert.id)
+        return list(s.scalars(stmt.where(Alert.rule == rule) if rule else stmt))
+
+
+def test_overdue_is_decided_in_the_accounts_time_zone_and_evaluation_is_idempotent(db: Database) -> None:
+    _setup(db, "Pacific/Auckland", "kiwi", "C_NZ")
+    _setup(db, "America/Los_Angeles", "west", "C_LA")
+    alerts = Alerts(db)
+    now = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)  # Auckland: the 16th already; Los Angeles: still the 15th
+    first = alerts.evaluate(now)
+    overdue = _alerts(db, "overdue")
+    assert [a.channel for a in overdue] == ["C_NZ"]
+    assert alerts.evaluate(now).created == 0 and first.created >= 1
+    with db.unit_of_work() as s:
+        assert s.scalar(select(func.count(AlertDelivery.id))) == len(_alerts(db))
+    alerts.evaluate(datetime(2026, 11, 16, 8, 0, tzinfo=UTC))  # midnight in Los Angeles
+    assert sorted(a.channel or "" for a in _alerts(db, "overdue")) == ["C_LA", "C_NZ"]
+
+
+def test_a_month_day_by_day_fires_each_reminder_once_then_resolves_when_paid(db: Database) -> None:
+    account_id = _setup(db, "Europe/Berlin", "acme", "C_FIN")
+    alerts = Alerts(db)
+    fired: dict[date, int] = {}
+    for day in range(31):  # across the end of October's DST change and into December
+        now = datetime(2026, 11, 1, 9, 0, tzinfo=UTC) + timedelta(days=day)
+        before = len(_alerts(db, "overdue"))
+        alerts.evaluate(now)
+        if len(_alerts(db, "overdue")) > before:
+            fired[now.date()] = len(_alerts(db, "overdue")) - before
+    assert list(fired) == [date(2026, 11, 16), date(2026, 11, 19), date(2026, 11, 23), date(2026, 11, 30)]
+    assert set(fired.values()) == {1}
+    with db.unit_of_work() as s:
+        upsert_payment(s, PaymentIn(account_id, "test", "pay-1", Decimal("100.00"), "USD", PaymentStatus.CONFIRMED,
+                                    PaymentMethod.CARD, datetime(2026, 12, 2, 10, tzinfo=UTC),
+                                    invoice_number=_alerts(db, "overdue")[0].payload["number"]), now=f.T0)
+    report = alerts.evaluate(datetime(2026, 12, 2, 12, 0, tzinfo=UTC))
+    assert report.resolved == 1
+    assert all(a.status == "resolved" for a in _alerts(db, "overdue"))
+    with db.unit_of_work() as s:
+        replies = list(s.scalars(select(AlertDelivery).where(AlertDelivery.purpose == "resolved")))
+    assert len(replies) == 1
+    resolution = _alerts(db, "overdue")[-1].payload["resolution"]
+    assert (resolution["kind"], resolution["on"]) == ("paid", "2026-12-02")
+    assert alerts.evaluate(datetime(2026, 12, 3, 12, 0, tzinfo=UTC)).resolved == 0
+
+
+def test_acknowledging_stops_the_reminders_for_that_invoice(db: Database) -> None:
+    _setup(db, "UTC", "acme", "C_FIN")
+    alerts = Alerts(db)
+    alerts.evaluate(datetime(2026, 11, 16, 9, 0, tzinfo=UTC))
+    first = _alerts(db, "overdue")[0]
+    alerts.acknowledge(first.id, member="U_ADMIN", actor="slack:T1/U_ADMIN", now=datetime(2026, 11, 16, 10, tzinfo=UTC))
+    for day in range(17, 31):
+        alerts.evaluate(datetime(2026, 11, day, 9, 0, tzinfo=UTC))
+    assert len(_alerts(db, "overdue")) == 1
+
+
+def _usage_to(db: Database, account_id: int, cost: str, day: int, ext: str) -> None:
+    with db.unit_of_work() as s:
+        acct = s.get(Account, account_id)
+        assert acct is not None
+        ingest_usage(s, [f.usage(acct, datetime(2026, 11, day, 10, tzinfo=UTC), cost, ext=ext)])
+
+
+def test_budget_thresholds_fire_once_per_period_most_severe_only(db: Database) -> None:
+    account_id = _setup(db, "UTC", "acme", "C_FIN")
+    Billing(db).set_budget(account_id, BudgetSpec("monthly", Decimal(1000), alert_channel="C_BUDGET"),
+                           actor="test", now=f.T0)
+    alerts = Alerts(db)
+    _usage_to(db, account_id, "850", 3, "a")
+    alerts.evaluate(datetime(2026, 11, 4, 9, tzinfo=UTC))
+    alerts.evaluate(datetime(2026, 11, 5, 9, tzinfo=UTC))
+    assert [(a.threshold, a.channel) for a in _alerts(db, "budget")] == [("80", "C_BUDGET")]
+    _usage_to(db, account_id, "200", 6, "b")
+    alerts.evaluate(datetime(2026, 11, 7, 9, tzinfo=UTC))
+    alerts.evaluate(datetime(2026, 11, 8, 9, tzinfo=UTC))
+    assert [a.threshold for a in _alerts(db, "budget")] == ["80", "100"]
+    with db.unit_of_work() as s:  # December: a new period, so thresholds fire again
+        acct = s.get(Account, account_id)
+        assert acct is not None
+        ingest_usage(s, [f.usage(acct, datetime(2026, 12, 2, 10, tzinfo=UTC), "600", ext="dec")])
+    alerts.evaluate(datetime(2026, 12, 3, 9, tzinfo=UTC))
+    assert [a.threshold for a in _alerts(db, "budget")] == ["80", "100", "50"]
+
+
+def test_a_muted_rule_is_recorded_but_not_queued(db: Database) -> None:
+    _setup(db, "UTC", "acme", "C_FIN")
+    alerts = Alerts(db)
+    alerts.mute("overdue", "C_FIN", actor="test", now=f.T0)
+    alerts.evaluate(datetime(2026, 11, 17, 9, tzinfo=UTC))  # a Tuesday: no weekly digest either
+    assert [a.status for a in _alerts(db, "overdue")] == ["muted"]
+    with db.unit_of_work() as s:
+        assert s.scalar(select(func.count(AlertDelivery.id))) == 0
+
+
+def test_routes_send_a_kind_to_its_channel(db: Database) -> None:
+    account_id = _setup(db, "UTC", "acme", "C_FIN")
+    alerts = Alerts(db)
+    alerts.set_route(account_id, "overdue", "C_AR", actor="test", now=f.T0)
+    alerts.evaluate(datetime(2026, 11, 17, 9, tzinfo=UTC))
+    assert [a.channel for a in _alerts(db, "overdue")] == ["C_AR"]
+    status = alerts.status(account_id)
+    assert status.default_channel == "C_FIN" and status.routes[0].channel == "C_AR" and status.pending == 1
