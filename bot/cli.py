@@ -45,6 +45,12 @@ def cmd_socket(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from bot.sandbox.runner import run_sandbox
+
+    return run_sandbox(args.database_url, port=args.port)
+
+
 def cmd_workspace(args: argparse.Namespace) -> int:
     tenancy = Tenancy(database(args))
     actor = f"cli:{os.environ.get('USER', 'operator')}"
@@ -75,6 +81,11 @@ def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
     web.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3001")))
     web.set_defaults(handler=cmd_web)
     sub.add_parser("socket", help="run the Slack app over Socket Mode (development)").set_defaults(handler=cmd_socket)
+    sandbox = sub.add_parser("sandbox", help="the real bot against a local Slack in your browser (no Slack account)")
+    sandbox.add_argument("--port", type=int, default=3000, help="where the local Slack listens (default 3000)")
+    # SUPPRESS: without the option here, the global `billing-bot --database-url … sandbox` stays in effect.
+    sandbox.add_argument("--database-url", default=argparse.SUPPRESS, help="overrides DATABASE_URL")
+    sandbox.set_defaults(handler=cmd_sandbox)
 
     ws = sub.add_parser("workspace", help="which accounts a Slack workspace may see, channel links, roles")
     ws_sub = ws.add_subparsers(dest="ws_command", required=True, parser_class=OneLineParser)

@@ -90,11 +90,14 @@ class _Reply:
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False
     error: str | None = None  # the Slack error code, for the call log
+    detail: str | None = None  # Slack's explanation of the error (invalid_blocks pointers), for the call log
 
     @classmethod
     def of_json(cls, data: Json, status: int = 200, headers: dict[str, str] | None = None) -> _Reply:
         error = None if data.get("ok", True) else str(data.get("error"))
-        return cls(status, json.dumps(data).encode(), headers=headers or {}, error=error)
+        messages = data.get("errors") or (data.get("response_metadata") or {}).get("messages") or []
+        detail = "; ".join(str(m) for m in messages) or None if error else None
+        return cls(status, json.dumps(data).encode(), headers=headers or {}, error=error, detail=detail)
 
     @classmethod
     def of_text(cls, status: int, text: str) -> _Reply:
@@ -301,7 +304,8 @@ class FakeSlack:
         with self._state.changed:
             reply = self._fault(key) or self._route(verb, key, rest, headers, raw, body)
             if key not in ("_test", "files"):
-                self._state.calls.append(Call(key, headers, body, self._state.clock(), reply.status, reply.error))
+                self._state.calls.append(Call(key, headers, body, self._state.clock(), reply.status, reply.error,
+                                              reply.detail, rest))
             self._state.changed.notify_all()
         return reply
 
@@ -409,9 +413,10 @@ class FakeSlack:
         with self._state.lock:
             return copy.deepcopy(reader(self._state))
 
-    def calls(self, method: str | None = None) -> list[Call]:
-        """Every request answered so far (Web API methods by name, "upload", "response_url"), oldest first."""
-        found: list[Call] = self._read(lambda s: [c for c in s.calls if method in (None, c.method)])
+    def calls(self, method: str | None = None, *, since: int = 0) -> list[Call]:
+        """Every request answered so far (Web API methods by name, "upload", "response_url"), oldest first;
+        `since` skips the first calls of the log (for readers that follow it)."""
+        found: list[Call] = self._read(lambda s: [c for c in s.calls[since:] if method in (None, c.method)])
         return found
 
     def messages(self, channel: str) -> list[Message]:

@@ -177,6 +177,8 @@ class Call:
     at: float
     status: int = 200
     error: str | None = None
+    detail: str | None = None  # Slack's explanation of `error`, e.g. invalid_blocks' json-pointers
+    path: str = ""  # the rest of the path after the method: a response_url's or an upload's id
 
 
 def default_users() -> list[User]:
