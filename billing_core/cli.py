@@ -69,6 +69,8 @@ def build_parser() -> OneLineParser:
 
     demo = sub.add_parser("demo", help="migrate, seed the demo data if empty, and print every account's report")
     demo.set_defaults(handler=cmd_demo)
+    from billing_core.sources import sync_cli  # here, not at the top: sync_cli uses this module's helpers
+    sync_cli.register(sub)
     for register in _EXTENSIONS:
         register(sub)
     return parser

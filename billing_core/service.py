@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing_core import projections
-from billing_core.db import queries
+from billing_core import reconcile as reconciliation
+from billing_core.db import queries, sync_models
 from billing_core.db.audit import record
 from billing_core.db.engine import Database
 from billing_core.db.models import Account, Budget
@@ -45,6 +46,7 @@ from billing_core.results import (
     Projection,
     UsageSummary,
 )
+from billing_core.sync_status import ProviderOutage
 
 HISTORY_DAYS = 84  # enough for the weekday factors (8 weeks) plus the level window
 BUDGET_SCOPES = ("all", "deployment", "provider", "resource", "dimension")
@@ -170,6 +172,18 @@ class Billing:
                 oldest_unpaid=queries.oldest_unpaid(s, account, today=today),
                 budgets=tuple(_budget_statuses(s, account, now, projection)),
             )
+
+    # --- provider feeds ---
+
+    def provider_outages(self, ref: str | int) -> list[ProviderOutage]:
+        """The account's providers whose last sync failed, and since when: its figures may be incomplete."""
+        with self.db.unit_of_work() as s:
+            return sync_models.outages(s, queries.get_account(s, ref).id)
+
+    def reconcile(self, ref: str | int, period: Period | None, *, actor: str,
+                  now: datetime) -> reconciliation.Reconciliation:
+        """Provider invoices vs metered usage for `period` (default: the last complete month); audited."""
+        return reconciliation.reconcile(self.db, ref, period, actor=actor, now=now)
 
     # --- budgets ---
 

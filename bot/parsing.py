@@ -42,6 +42,7 @@ SUBCOMMANDS: dict[str, str] = {
     "unlink": "remove this channel's link (admin)",
     "access": "show, grant or revoke billing roles",
     "help": "this list, with examples",
+    "reconcile": "provider invoices vs metered usage for a month, with a CSV (admin)",
 }
 ALIASES = {
     "home": "overview", "summary": "overview", "status": "overview", "inv": "invoices", "bills": "invoices",
@@ -57,6 +58,7 @@ EXAMPLES = {
     "budget": "/billing budget set",
     "link": "/billing link acme-corp",
     "access": "/billing access grant @jane viewer",
+    "reconcile": "/billing reconcile 2026-10",
 }
 STATUS_WORDS: dict[str, tuple[InvoiceStatus, ...]] = {
     "pending": (InvoiceStatus.PENDING,), "paid": (InvoiceStatus.PAID,), "overdue": (InvoiceStatus.OVERDUE,),

@@ -29,7 +29,7 @@ def overview(ctx: Ctx, args: tuple[str, ...]) -> None:
     o = ctx.deps.billing.overview(grant.account.id, now=ctx.now)
     reader = reader_for(grant)
     reply = ctx.reply(grant)
-    posted = reply.send(overview_message(o, reader))
+    posted = reply.send(overview_message(o, reader, staleness=ctx.deps.billing.provider_outages(grant.account.id)))
     png = charts.cost_trend_png(o.trend, currency=o.account.currency, locale=reader.locale)
     reply.file(posted, filename="cost-trend-30-days.png", content=png, title=f"{o.account.name}: cost, last 30 days",
                alt_text=charts.alt_text_cost_trend(o.trend, currency=o.account.currency, locale=reader.locale))
@@ -44,7 +44,8 @@ def invoices(ctx: Ctx, args: tuple[str, ...]) -> None:
 
 def show_invoices(ctx: Ctx, grant: Grant, query: InvoiceQuery, page_number: int, *, replace: bool) -> None:
     page = ctx.deps.billing.invoices(grant.account.id, query, now=ctx.now)
-    msg = invoices_message(page, reader_for(grant), account_id=grant.account.id, page_number=page_number)
+    msg = invoices_message(page, reader_for(grant), account_id=grant.account.id, page_number=page_number,
+                           staleness=ctx.deps.billing.provider_outages(grant.account.id))
     (ctx.replacing(grant) if replace else ctx.reply(grant)).send(msg, replace=replace)
 
 
@@ -63,7 +64,8 @@ def usage(ctx: Ctx, args: tuple[str, ...]) -> None:
                                      granularity=request.granularity)
     reader = reader_for(grant)
     reply = ctx.reply(grant)
-    posted = reply.send(usage_message(summary, reader, request_text=" ".join(args)))
+    posted = reply.send(usage_message(summary, reader, request_text=" ".join(args),
+                                      staleness=ctx.deps.billing.provider_outages(grant.account.id)))
     png = charts.usage_stacked_png(summary, locale=reader.locale)
     reply.file(posted, filename="usage.png", content=png, title=f"Usage {summary.period.label}",
                alt_text=charts.alt_text_usage(summary, locale=reader.locale))

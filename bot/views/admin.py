@@ -15,7 +15,8 @@ def help_message() -> Message:
               context("Periods: today · week · month · year · last 90 days · 2026-10 · 2026-10-01..2026-10-15. "
                       "Groups: by deployment · provider · resource · model · region. "
                       "In a channel linked to an account, answers are posted for everyone; "
-                      "elsewhere only you see them.")]
+                      "elsewhere only you see them."),
+              context("Admins: `/billing reconcile [2026-10]` checks provider invoices against metered usage.")]
     return message("Billing bot commands: " + ", ".join(SUBCOMMANDS), blocks)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 from billing_core import fmt
 from billing_core.errors import BillingError
 from billing_core.results import InvoiceStatus
+from billing_core.sync_status import ProviderOutage
 
 Block = dict[str, Any]
 Message = dict[str, Any]
@@ -144,6 +146,18 @@ def working_message(what: str) -> Message:
 def unexpected_message(reference: str) -> Message:
     text = f"Sorry, something went wrong on our side (reference `{reference}`). It has been logged; please try again."
     return message(text, [section(f":x: {text}")])
+
+
+def staleness_blocks(outages: Sequence[ProviderOutage], reader: Reader) -> list[Block]:
+    """One warning line per provider whose feed is down: say the figures may be incomplete, never hide it."""
+    if not outages:
+        return []
+    return [context(*(f":warning: {staleness_line(o, reader)}" for o in outages))]
+
+
+def staleness_line(o: ProviderOutage, reader: Reader) -> str:
+    state = "unreachable" if o.status != "partial" else "only partly synced"
+    return f"provider {escape(o.provider)} {state} since {reader.moment(o.since)}, figures may be incomplete"
 
 
 def pct(value: Decimal) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 from billing_core.results import InvoiceDetail, InvoicePage, InvoiceQuery, InvoiceStatus, InvoiceSummary
+from billing_core.sync_status import ProviderOutage
 from bot.ids import Action, Block, Field, View
 from bot.views.common import (
     BADGES,
@@ -22,6 +24,7 @@ from bot.views.common import (
     pack,
     plain,
     section,
+    staleness_blocks,
 )
 from bot.views.common import Block as BlockDict
 
@@ -58,12 +61,14 @@ def _row(inv: InvoiceSummary, reader: Reader) -> BlockDict:
     return section(text, accessory=button("Open", Action.INVOICE_OPEN, pack({"n": inv.number})))
 
 
-def invoices_message(page: InvoicePage, reader: Reader, *, account_id: int, page_number: int = 1) -> Message:
+def invoices_message(page: InvoicePage, reader: Reader, *, account_id: int, page_number: int = 1,
+                     staleness: Sequence[ProviderOutage] = ()) -> Message:
     what = describe(page.query)
     cur = page.currency
+    stale = staleness_blocks(staleness, reader)
     if not page.items:
         text = f"No invoices match: {what}."
-        return message(text, [section(f":mag: {text}"), context("Try `/billing invoices` for all of them."),
+        return message(text, [section(f":mag: {text}"), *stale, context("Try `/billing invoices` for all of them."),
                               actions(button("Filter…", Action.INVOICES_FILTER,
                                              pack({"a": account_id, **query_state(page.query)})))])
     title = f"{page.total_matching} {what} invoice{'s' if page.total_matching != 1 else ''}"
@@ -71,6 +76,7 @@ def invoices_message(page: InvoicePage, reader: Reader, *, account_id: int, page
         header(f"Invoices — {what}"[:150]),
         context(f"{page.total_matching} matching · total {reader.money(page.totals, cur)} · "
                 f"due {reader.money(page.due, cur)} · page {page_number}"),
+        *stale,
         divider(),
         *[_row(inv, reader) for inv in page.items],
         divider(),

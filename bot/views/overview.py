@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from billing_core import fmt
 from billing_core.results import AccountOverview, BudgetStatus, InvoiceSummary, PlanMeterUsage, Projection
+from billing_core.sync_status import ProviderOutage
 from bot.ids import Action
 from bot.views.common import (
     BADGES,
@@ -22,6 +24,7 @@ from bot.views.common import (
     message,
     pack,
     section,
+    staleness_blocks,
 )
 from bot.views.common import Block as BlockDict
 
@@ -113,8 +116,9 @@ def overview_text(o: AccountOverview, reader: Reader) -> str:
     return text
 
 
-def overview_message(o: AccountOverview, reader: Reader) -> Message:
-    blocks = [*_body(o, reader), _quick_actions(o),
+def overview_message(o: AccountOverview, reader: Reader, *, staleness: Sequence[ProviderOutage] = ()) -> Message:
+    body = _body(o, reader)
+    blocks = [*body[:1], *staleness_blocks(staleness, reader), *body[1:], _quick_actions(o),
               context(":chart_with_upwards_trend: The 30-day cost trend chart follows in the thread.")]
     return message(overview_text(o, reader), blocks)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from billing_core.results import BudgetStatus, Projection, UsageSummary
+from billing_core.sync_status import ProviderOutage
 from bot.ids import Action
 from bot.views.common import Block as BlockDict
 from bot.views.common import (
@@ -18,19 +21,22 @@ from bot.views.common import (
     pack,
     pct,
     section,
+    staleness_blocks,
 )
 from bot.views.overview import budget_line, plan_line, projection_text
 
 TOP_ROWS = 10
 
 
-def usage_message(summary: UsageSummary, reader: Reader, *, request_text: str) -> Message:
+def usage_message(summary: UsageSummary, reader: Reader, *, request_text: str,
+                  staleness: Sequence[ProviderOutage] = ()) -> Message:
     cur, total = summary.account.currency, summary.total_cost
     group = "resource type" if summary.group_by == "resource" else summary.group_by
     blocks: list[BlockDict] = [
         header(f"Usage — {summary.period.label}"),
         context(f"{escape(summary.account.name)} · by {escape(group)} · {summary.granularity.value}ly buckets · "
                 f"{reader.day(summary.period.start)} – {reader.day(summary.period.dates()[-1])}"),
+        *staleness_blocks(staleness, reader),
         section(f"*Total* {reader.money(total, cur)}"),
     ]
     if summary.rows:

@@ -1,0 +1,264 @@
+"""Reconciliation: do the providers' invoices agree with the usage we metered?
+
+For one account and one period (a local month by default: the last complete one) we add up the invoice
+lines of every invoice whose billing period starts in it (cancelled ones excluded) per provider and
+meter (a line's `resource_type`), and compare them with the usage-derived cost of the same provider and
+meter from the daily rollups. An invoice that names no provider is compared with the usage of every
+provider that has no invoice of its own in the period ("all providers"). Fees, tax, discounts and
+credits are invoice-level and not usage, so they are not compared; line totals are.
+
+A pair agrees when the amounts differ by at most `tolerance` (default 0.5 %) of the larger one, or are
+equal once rounded to the currency. Otherwise it is one discrepancy line of a kind:
+- `missing_usage`: billed, but we metered nothing for it (our feed may be missing data);
+- `unbilled_usage`: metered, but billed for less units (or not at all);
+- `extra_charge`: billed for more units than we metered;
+- `price_difference`: the same units (within tolerance), a different amount: the unit price differs.
+
+A run writes nothing but one audit-log entry (`reconcile.run`), so running it twice is harmless and
+gives the same answer. `discrepancies_csv` is the result as CSV with exact decimal strings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from billing_core.db import queries
+from billing_core.db.audit import record
+from billing_core.db.engine import Database
+from billing_core.db.models import Account, Invoice, InvoiceLineItem, Provider, UsageDaily
+from billing_core.errors import InvalidInput
+from billing_core.money import round_money
+from billing_core.periods import Period, local_today, month_period
+
+DEFAULT_TOLERANCE = Decimal("0.005")
+ALL_PROVIDERS = "all providers"
+NO_METER = "(no meter)"
+ZERO = Decimal(0)
+
+
+class Kind(StrEnum):
+    MISSING_USAGE = "missing_usage"
+    UNBILLED_USAGE = "unbilled_usage"
+    EXTRA_CHARGE = "extra_charge"
+    PRICE_DIFFERENCE = "price_difference"
+
+
+@dataclass(frozen=True)
+class Amounts:
+    """One side of a line: quantity (None when its units are mixed), unit and money."""
+
+    quantity: Decimal | None
+    unit: str | None
+    amount: Decimal
+    invoices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    provider: str
+    meter: str
+    kind: Kind
+    billed: Amounts
+    metered: Amounts
+
+    @property
+    def difference(self) -> Decimal:
+        """Billed minus metered: positive when the provider charges more than we measured."""
+        return self.billed.amount - self.metered.amount
+
+    @property
+    def difference_pct(self) -> Decimal | None:
+        if not self.metered.amount:
+            return None
+        return (self.difference / self.metered.amount * 100).quantize(Decimal("0.01"))
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    account: str
+    account_id: int
+    currency: str
+    period: Period
+    tolerance: Decimal
+    invoices: tuple[str, ...]
+    lines_checked: int
+    billed_total: Decimal
+    metered_total: Decimal
+    discrepancies: tuple[Discrepancy, ...]
+
+    @property
+    def clean(self) -> bool:
+        return not self.discrepancies
+
+
+def default_period(now: datetime, tz: ZoneInfo) -> Period:
+    """The last complete local month: the one whose invoices have been issued."""
+    return month_period(local_today(now, tz)).previous()
+
+
+def reconcile(db: Database, ref: str | int, period: Period | None = None, *, actor: str, now: datetime,
+              tolerance: Decimal = DEFAULT_TOLERANCE) -> Reconciliation:
+    """Compare one account's provider invoices with its metered usage for `period`; audited."""
+    if not ZERO <= tolerance < 1:
+        raise InvalidInput("The tolerance is a fraction between 0 and 1.", hint="e.g. 0.005 for 0.5 %")
+    with db.unit_of_work() as s:
+        account = queries.get_account(s, ref)
+        period = period or default_period(now, ZoneInfo(account.timezone))
+        billed, invoices = _billed(s, account, period)
+        own = {provider for provider, _meter in billed if provider != ALL_PROVIDERS}
+        metered = _metered(s, account, period, own, generic=any(p == ALL_PROVIDERS for p, _m in billed))
+        found = compare(billed, metered, tolerance=tolerance, currency=account.currency)
+        result = Reconciliation(
+            account=account.name, account_id=account.id, currency=account.currency, period=period,
+            tolerance=tolerance, invoices=invoices, lines_checked=len(billed.keys() | metered.keys()),
+            billed_total=sum((b.amount for b in billed.values()), ZERO),
+            metered_total=sum((m.amount for m in metered.values()), ZERO), discrepancies=tuple(found))
+        _audit(s, result, actor=actor, now=now)
+        return result
+
+
+def compare(billed: Mapping[tuple[str, str], Amounts], metered: Mapping[tuple[str, str], Amounts], *,
+            tolerance: Decimal, currency: str) -> list[Discrepancy]:
+    """The lines that disagree beyond `tolerance`, by provider and meter (pure)."""
+    empty = Amounts(ZERO, None, ZERO)
+    out: list[Discrepancy] = []
+    for key in sorted(billed.keys() | metered.keys()):
+        b, m = billed.get(key, empty), metered.get(key, empty)
+        if _agree(b.amount, m.amount, tolerance, currency):
+            continue
+        out.append(Discrepancy(key[0], key[1], _kind(b, m, tolerance), b, m))
+    return out
+
+
+def _agree(billed: Decimal, metered: Decimal, tolerance: Decimal, currency: str) -> bool:
+    if round_money(billed, currency) == round_money(metered, currency):
+        return True
+    return abs(billed - metered) <= tolerance * max(abs(billed), abs(metered))
+
+
+def _kind(b: Amounts, m: Amounts, tolerance: Decimal) -> Kind:
+    if not m.amount and not m.quantity:
+        return Kind.MISSING_USAGE
+    if not b.amount and not b.quantity:
+        return Kind.UNBILLED_USAGE
+    if b.quantity is not None and m.quantity is not None and b.unit == m.unit:
+        if abs(b.quantity - m.quantity) <= tolerance * max(abs(b.quantity), abs(m.quantity)):
+            return Kind.PRICE_DIFFERENCE
+        return Kind.EXTRA_CHARGE if b.quantity > m.quantity else Kind.UNBILLED_USAGE
+    return Kind.EXTRA_CHARGE if b.amount > m.amount else Kind.UNBILLED_USAGE
+
+
+def _billed(s: Session, account: Account, period: Period) -> tuple[dict[tuple[str, str], Amounts], tuple[str, ...]]:
+    rows = s.execute(
+        select(Invoice.number, Provider.name, InvoiceLineItem.resource_type, InvoiceLineItem.description,
+               InvoiceLineItem.quantity, InvoiceLineItem.unit, InvoiceLineItem.total)
+        .join(InvoiceLineItem, InvoiceLineItem.invoice_id == Invoice.id)
+        .outerjoin(Provider, Provider.id == Invoice.provider_id)
+        .where(Invoice.account_id == account.id, Invoice.status != "cancelled",
+               Invoice.period_start >= period.start, Invoice.period_start < period.end)
+        .order_by(Invoice.number, InvoiceLineItem.position))
+    acc: dict[tuple[str, str], _Acc] = defaultdict(_Acc)
+    numbers: list[str] = []
+    for number, provider, meter, description, quantity, unit, total in rows:
+        acc[(provider or ALL_PROVIDERS, meter or f"{NO_METER} {description}"[:120])].add(quantity, unit, total, number)
+        if number not in numbers:
+            numbers.append(number)
+    return {k: a.amounts() for k, a in acc.items()}, tuple(numbers)
+
+
+def _metered(s: Session, account: Account, period: Period, own: set[str], *,
+             generic: bool) -> dict[tuple[str, str], Amounts]:
+    """Usage cost per (provider, meter) from the daily rollup, keyed like the invoices that bill it."""
+    rows = s.execute(
+        select(Provider.name, UsageDaily.meter, UsageDaily.unit, func.sum(UsageDaily.quantity),
+               func.sum(UsageDaily.cost))
+        .outerjoin(Provider, Provider.id == UsageDaily.provider_id)
+        .where(UsageDaily.account_id == account.id, UsageDaily.day >= period.start, UsageDaily.day < period.end)
+        .group_by(Provider.name, UsageDaily.meter, UsageDaily.unit))
+    acc: dict[tuple[str, str], _Acc] = defaultdict(_Acc)
+    for provider, meter, unit, quantity, cost in rows:
+        name = provider or queries.NONE_LABEL
+        key = name if name in own or not generic else ALL_PROVIDERS
+        acc[(key, meter)].add(Decimal(quantity), unit, Decimal(cost), None)
+    return {k: a.amounts() for k, a in acc.items()}
+
+
+class _Acc:
+    """Sums one line's quantity (while its unit is single), money and invoice numbers."""
+
+    def __init__(self) -> None:
+        self.quantity: Decimal | None = ZERO
+        self.units: set[str] = set()
+        self.amount = ZERO
+        self.invoices: list[str] = []
+
+    def add(self, quantity: Decimal, unit: str, amount: Decimal, invoice: str | None) -> None:
+        self.units.add(unit)
+        self.quantity = self.quantity + quantity if self.quantity is not None and len(self.units) == 1 else None
+        self.amount += amount
+        if invoice and invoice not in self.invoices:
+            self.invoices.append(invoice)
+
+    def amounts(self) -> Amounts:
+        unit = next(iter(self.units)) if len(self.units) == 1 else None
+        return Amounts(self.quantity if unit else None, unit, self.amount, tuple(self.invoices))
+
+
+def _audit(s: Session, r: Reconciliation, *, actor: str, now: datetime) -> None:
+    kinds: dict[str, int] = defaultdict(int)
+    for d in r.discrepancies:
+        kinds[d.kind.value] += 1
+    record(s, actor=actor, action="reconcile.run", entity="account", entity_id=str(r.account_id), at=now,
+           after={"period_start": r.period.start, "period_end": r.period.end, "tolerance": r.tolerance,
+                  "invoices": list(r.invoices), "billed_total": r.billed_total, "metered_total": r.metered_total,
+                  "lines_checked": r.lines_checked, "discrepancies": len(r.discrepancies), "kinds": dict(kinds)},
+           detail=summary_line(r))
+
+
+def summary_line(r: Reconciliation) -> str:
+    verdict = "within tolerance" if r.clean else f"{len(r.discrepancies)} discrepanc" + \
+        ("y" if len(r.discrepancies) == 1 else "ies")
+    return (f"{r.account} {r.period.label}: billed {exact(r.billed_total)} vs metered {exact(r.metered_total)} "
+            f"{r.currency} over {r.lines_checked} line(s) of {len(r.invoices)} invoice(s): {verdict}")
+
+
+def exact(value: Decimal) -> str:
+    """An exact decimal string without exponent or trailing zeros beyond the units ("12.5", "0", "31.248")."""
+    text = f"{value:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def discrepancies_csv(results: Iterable[Reconciliation]) -> bytes:
+    """Every discrepancy line as CSV: UTF-8 without BOM, ISO dates, exact decimal strings, never floats."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["account", "period_start", "period_end", "provider", "meter", "kind", "unit", "billed_quantity",
+                     "metered_quantity", "billed_amount", "metered_amount", "difference", "difference_pct",
+                     "currency", "invoices"])
+    for r in results:
+        for d in r.discrepancies:
+            writer.writerow([
+                r.account, r.period.start.isoformat(), (r.period.dates()[-1]).isoformat(), d.provider, d.meter,
+                d.kind.value, d.billed.unit or d.metered.unit or "", _qty(d.billed.quantity),
+                _qty(d.metered.quantity), exact(d.billed.amount), exact(d.metered.amount), exact(d.difference),
+                exact(d.difference_pct) if d.difference_pct is not None else "", r.currency,
+                " ".join(d.billed.invoices),
+            ])
+    return buffer.getvalue().encode("utf-8")
+
+
+def _qty(value: Decimal | None) -> str:
+    return exact(value) if value is not None else ""
