@@ -30,6 +30,7 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.core --rows 1000000
+	$(VENV)/bin/python -m bench.bot
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
