@@ -71,6 +71,9 @@ def build_parser() -> OneLineParser:
     demo.set_defaults(handler=cmd_demo)
     from billing_core.sources import sync_cli  # here, not at the top: sync_cli uses this module's helpers
     sync_cli.register(sub)
+    from billing_core.sources import cli as import_cli  # here, not at the top: it uses this module's helpers
+
+    import_cli.register(sub)
     for register in _EXTENSIONS:
         register(sub)
     return parser

@@ -1,0 +1,291 @@
+"""File imports into the ledger: FOCUS cost-and-usage CSV and Stripe JSON (`billing-bot import …`).
+
+The parsers in `billing_core.sources` are pure; this module opens the files, resolves providers and
+deployments, and writes through `billing_core.db.ingest` only. FOCUS rows are committed in batches of
+`batch_rows`, each batch in one transaction: a batch is written whole or not at all, rows already
+committed stay (re-running the import is idempotent), and rejected rows never reach a batch. Stripe
+objects are upserted one savepoint each, so a rejected object leaves the others in place.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import IO
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing_core import invoicing
+from billing_core.db import queries
+from billing_core.db.engine import Database
+from billing_core.db.ingest import ingest_usage, upsert_invoice, upsert_payment
+from billing_core.db.models import Deployment, Invoice, Payment, Provider
+from billing_core.errors import BillingError
+from billing_core.records import InvoiceIn, PaymentIn, UsageIn
+from billing_core.results import AccountInfo, IngestResult, InvoiceStatus
+from billing_core.sources import stripe
+from billing_core.sources.focus import FocusOptions, Rejection, read_focus
+
+BATCH_ROWS = 20_000
+MAX_LISTED = 1_000  # rejections kept in detail per file; the count is always exact
+
+#: (file name, rows read so far, bytes read, file size) — called after every batch.
+Progress = Callable[[str, int, int, int], None]
+
+
+@dataclass
+class FileReport:
+    """What one file import did; `cost` is the sum of the imported rows' cost (the chosen cost column)."""
+
+    path: str
+    rows: int = 0
+    result: IngestResult = field(default_factory=IngestResult)
+    rejected: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    cost: Decimal = Decimal(0)
+    first_day: date | None = None  # account-local days of the earliest and latest charge period start
+    last_day: date | None = None
+
+    def reject(self, rejection: Rejection) -> None:
+        self.rejected += 1
+        if len(self.rejections) < MAX_LISTED:
+            self.rejections.append(rejection)
+
+
+# --- FOCUS -----------------------------------------------------------------------------------------
+
+
+def import_focus(db: Database, account_ref: str | int, paths: Sequence[Path], *, now: datetime, cost: str = "billed",
+                 default_provider: str | None = None, batch_rows: int = BATCH_ROWS,
+                 progress: Progress | None = None) -> list[FileReport]:
+    """Import FOCUS CSV files into one account; one report per file."""
+    account = _account(db, account_ref)
+    resolver = _Resolver(db, account.id, now)
+    options = FocusOptions(account_id=account.id, currency=account.currency, cost=cost,
+                           default_provider=default_provider)
+    options.cost_column  # noqa: B018 - an unknown cost basis fails before any file is opened
+    return [_import_focus_file(db, path, options, resolver, ZoneInfo(account.timezone), batch_rows, progress)
+            for path in paths]
+
+
+def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver: _Resolver, tz: ZoneInfo,
+                       batch_rows: int, progress: Progress | None) -> FileReport:
+    report = FileReport(str(path))
+    size = path.stat().st_size
+    with path.open("rb") as raw:
+        counted = _CountingReader(raw)
+        text = io.TextIOWrapper(io.BufferedReader(counted, 1 << 20), encoding="utf-8-sig", newline="")
+        batch: list[UsageIn] = []
+        starts: set[datetime] = set()
+        for item in read_focus(_decoded(text, report), options, resolver):
+            if isinstance(item, Rejection):
+                report.reject(item)
+                continue
+            report.rows += 1
+            report.cost += item.cost
+            starts.add(item.period_start)
+            batch.append(item)
+            if len(batch) >= batch_rows:
+                _write_batch(db, batch, report, starts, tz)
+                batch, starts = [], set()
+                if progress:
+                    progress(path.name, report.rows + report.rejected, counted.read_bytes, size)
+        if batch:
+            _write_batch(db, batch, report, starts, tz)
+    if progress:
+        progress(path.name, report.rows + report.rejected, size, size)
+    return report
+
+
+def _write_batch(db: Database, batch: list[UsageIn], report: FileReport, starts: set[datetime],
+                 tz: ZoneInfo) -> None:
+    with db.unit_of_work() as session:
+        report.result += ingest_usage(session, batch, batch_size=len(batch))
+    days = [min(starts).astimezone(tz).date(), max(starts).astimezone(tz).date()]
+    report.first_day = min(days + ([report.first_day] if report.first_day else []))
+    report.last_day = max(days + ([report.last_day] if report.last_day else []))
+
+
+def _decoded(text: IO[str], report: FileReport) -> Iterator[str]:
+    """Lines of the file; bytes that are not UTF-8 end the file with a rejection instead of a traceback."""
+    line = 1
+    try:
+        for line, chunk in enumerate(text, start=1):  # noqa: B007 - `line` is read after the loop
+            yield chunk
+    except UnicodeDecodeError as exc:
+        report.reject(Rejection(line + 1, None, f"not UTF-8 text ({exc.reason}); the rest of the file was skipped"))
+
+
+class _CountingReader(io.RawIOBase):
+    """A binary stream that counts the bytes read through it (for progress without `tell()`)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._raw.read(len(buffer))
+        buffer[:len(data)] = data
+        self.read_bytes += len(data)
+        return len(data)
+
+
+class _Resolver:
+    """Provider and deployment ids of FOCUS names, created on first sight (like the demo seed) and cached.
+
+    Provider = the FOCUS provider name (shared by every account); deployment = the sub-account, one per
+    account and name, on the provider of the row that first named it.
+    """
+
+    def __init__(self, db: Database, account_id: int, now: datetime) -> None:
+        self._db = db
+        self._account_id = account_id
+        self._now = now
+        self._known: dict[tuple[str | None, str | None, str | None], tuple[int | None, int | None]] = {}
+
+    def __call__(self, provider: str | None, sub_id: str | None, sub_name: str | None) -> tuple[int | None, int | None]:
+        key = (provider, sub_id, sub_name)
+        found = self._known.get(key)
+        if found is None:
+            with self._db.unit_of_work() as session:
+                provider_id = provider_named(session, provider[:120]).id if provider else None
+                deployment = sub_name or sub_id
+                deployment_id = (deployment_named(session, self._account_id, deployment[:120], provider_id,
+                                                  now=self._now).id
+                                 if deployment else None)
+            found = self._known[key] = (provider_id, deployment_id)
+        return found
+
+
+def provider_named(session: Session, name: str, kind: str = "cloud") -> Provider:
+    provider = session.scalar(select(Provider).where(Provider.name == name))
+    if provider is None:
+        provider = Provider(name=name, kind=kind)
+        session.add(provider)
+        session.flush()
+    return provider
+
+
+def deployment_named(session: Session, account_id: int, name: str, provider_id: int | None, *,
+                     now: datetime) -> Deployment:
+    row = session.scalar(select(Deployment).where(Deployment.account_id == account_id, Deployment.name == name))
+    if row is None:
+        row = Deployment(account_id=account_id, provider_id=provider_id, name=name, created_at=now)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def _account(db: Database, ref: str | int) -> AccountInfo:
+    with db.unit_of_work() as session:
+        return queries.account_info(queries.get_account(session, ref))
+
+
+# --- Stripe ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class StripeReport:
+    path: str
+    invoices: IngestResult = field(default_factory=IngestResult)
+    payments: IngestResult = field(default_factory=IngestResult)
+    skipped: int = 0  # objects of other kinds (customers, products…) and events about them
+    rejections: list[stripe.StripeRejection] = field(default_factory=list)
+
+
+def import_stripe(db: Database, account_ref: str | int, paths: Sequence[Path], *, now: datetime) -> list[StripeReport]:
+    """Import Stripe invoice, charge, payment-intent and event JSON files into one account.
+
+    All files are read first, then invoices are upserted before payments (a charge in one file may pay
+    an invoice from another), each object in its own savepoint; objects are applied oldest first so the
+    newest snapshot of an object (e.g. the last of several webhook events) is what stays.
+    """
+    account = _account(db, account_ref)
+    tz = ZoneInfo(account.timezone)
+    parsed = [(StripeReport(str(p)), stripe.parse_file(p.read_bytes(), account_id=account.id,
+                                                       currency=account.currency, tz=tz)) for p in paths]
+    for report, batch in parsed:
+        report.skipped = batch.skipped
+        report.rejections.extend(batch.rejections)
+    with db.unit_of_work() as session:
+        for report, batch in parsed:
+            for invoice in batch.invoices:
+                outcome = _savepoint(session, report, invoice.external_id,
+                                     partial(_upsert_invoice, session, invoice, now))
+                report.invoices += _counted(outcome)
+        # A charge and its payment intent in two files are one payment: the later file's snapshot wins.
+        payments = {p.external_id: (report, p) for report, batch in parsed for p in batch.payments}
+        for report, payment in payments.values():
+            outcome = _savepoint(session, report, payment.external_id, partial(_upsert_payment, session, payment, now))
+            report.payments += _counted(outcome)
+        for report, batch in parsed:
+            for settlement in batch.settlements:
+                outcome = _savepoint(session, report, settlement.external_id,
+                                     partial(_settle, session, settlement, now))
+                report.payments += _counted(outcome)
+    return [report for report, _ in parsed]
+
+
+def _upsert_invoice(session: Session, invoice: InvoiceIn, now: datetime) -> str:
+    return upsert_invoice(session, _settled(session, _numbered(session, invoice)), now=now)[1]
+
+
+def _settled(session: Session, invoice: InvoiceIn) -> InvoiceIn:
+    """An open invoice whose stored payments already cover it is paid (what the ledger's invariants would
+    make of it anyway): saying so up front keeps a re-import of the older "open" snapshot a no-op."""
+    if invoice.status is not InvoiceStatus.PENDING:
+        return invoice
+    paid = session.scalar(select(Invoice.amount_paid).where(Invoice.source == invoice.source,
+                                                            Invoice.external_id == invoice.external_id))
+    subtotal = invoice.subtotal if invoice.subtotal is not None else sum((li.total for li in invoice.lines), Decimal(0))
+    total = invoicing.invoice_total(
+        subtotal=subtotal, fee_platform=invoice.fee_platform, fee_provider=invoice.fee_provider,
+        fee_network=invoice.fee_network, tax=invoice.tax, discount=invoice.discount,
+        credits_applied=invoice.credits_applied)
+    return replace(invoice, status=InvoiceStatus.PAID) if paid is not None and paid >= total else invoice
+
+
+def _upsert_payment(session: Session, payment: PaymentIn, now: datetime) -> str:
+    return upsert_payment(session, payment, now=now)[1]
+
+
+def _settle(session: Session, settlement: PaymentIn, now: datetime) -> str:
+    """A paid invoice's own account of its payment, unless the charge or intent itself is already stored."""
+    stored = session.scalar(select(Payment.id).where(Payment.source == settlement.source,
+                                                     Payment.external_id == settlement.external_id))
+    return "unchanged" if stored is not None else upsert_payment(session, settlement, now=now)[1]
+
+
+def _numbered(session: Session, invoice: InvoiceIn) -> InvoiceIn:
+    """Keep Stripe's invoice number unless another invoice already holds it (then the ledger numbers it)."""
+    if invoice.number is None:
+        return invoice
+    holder = session.execute(
+        select(Invoice.source, Invoice.external_id).where(Invoice.number == invoice.number)).first()
+    if holder is None or tuple(holder) == (invoice.source, invoice.external_id):
+        return invoice
+    return stripe.without_number(invoice)
+
+
+def _savepoint(session: Session, report: StripeReport, object_id: str, write: Callable[[], str]) -> str | None:
+    try:
+        with session.begin_nested():
+            return write()
+    except BillingError as exc:
+        report.rejections.append(stripe.StripeRejection(object_id, exc.message))
+        return None
+
+
+def _counted(outcome: str | None) -> IngestResult:
+    return IngestResult(inserted=int(outcome == "inserted"), updated=int(outcome == "updated"),
+                        unchanged=int(outcome == "unchanged"))

@@ -1,0 +1,139 @@
+"""`billing-bot import focus|stripe FILE… --account NAME`: file imports from the command line.
+
+Prints what each file did (rows read, inserted, updated, unchanged, rejected — and every rejected row
+with its line, column and reason), progress on stderr. Exit code 0 when everything was imported, 1 when
+some rows or objects were rejected (the good ones are kept), 2 for bad arguments (unknown account,
+missing file, bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from billing_core import fmt
+from billing_core.cli import EXIT_USAGE, OneLineParser, database, now
+from billing_core.errors import NotFound
+from billing_core.imports import FileReport, StripeReport, import_focus, import_stripe
+from billing_core.results import IngestResult
+from billing_core.service import Billing
+from billing_core.sources.focus import COST_COLUMNS
+
+
+def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
+    parser = sub.add_parser("import", help="import cost-and-usage (FOCUS) or Stripe files into an account")
+    kinds = parser.add_subparsers(dest="import_kind", required=True, parser_class=OneLineParser)
+
+    focus = kinds.add_parser("focus", help="FOCUS 1.x cost-and-usage CSV files → usage")
+    focus.add_argument("files", nargs="+", metavar="FILE", type=Path)
+    focus.add_argument("--account", required=True, help="account name or id the costs belong to")
+    focus.add_argument("--cost", choices=sorted(COST_COLUMNS), default="billed",
+                       help="which FOCUS cost column is the cost (default: billed = BilledCost; all are kept)")
+    focus.add_argument("--provider", help="provider for rows that name none (default: no provider)")
+    focus.add_argument("--batch-rows", type=int, default=20_000, help="rows per transaction (default 20000)")
+    focus.set_defaults(handler=cmd_import_focus)
+
+    stripe = kinds.add_parser("stripe", help="Stripe invoice, charge, payment intent or event JSON → invoices")
+    stripe.add_argument("files", nargs="+", metavar="FILE", type=Path)
+    stripe.add_argument("--account", required=True, help="account name or id the Stripe customer is")
+    stripe.set_defaults(handler=cmd_import_stripe)
+
+
+def cmd_import_focus(args: argparse.Namespace) -> int:
+    problem = _bad_arguments(args)
+    if problem is None and args.batch_rows < 1:
+        problem = "--batch-rows must be at least 1"
+    if problem:
+        return _usage_error(problem)
+    progress = _Progress()
+    reports = import_focus(database(args), args.account, args.files, now=now(), cost=args.cost,
+                           default_provider=args.provider, batch_rows=args.batch_rows, progress=progress)
+    progress.done()
+    currency = Billing(database(args)).account(args.account).currency
+    for report in reports:
+        _print_focus(report, currency, args.cost)
+    if len(reports) > 1:
+        total = sum((r.result for r in reports), IngestResult())
+        print(f"All {len(reports)} files: {sum(r.rows + r.rejected for r in reports):,} rows read — "
+              f"{_counts(total)}, {sum(r.rejected for r in reports):,} rejected; "
+              f"cost {fmt.money(sum((r.cost for r in reports), Decimal(0)), currency)}")
+    return 1 if any(r.rejected for r in reports) else 0
+
+
+def cmd_import_stripe(args: argparse.Namespace) -> int:
+    problem = _bad_arguments(args)
+    if problem:
+        return _usage_error(problem)
+    reports = import_stripe(database(args), args.account, args.files, now=now())
+    for report in reports:
+        _print_stripe(report)
+    return 1 if any(r.rejections for r in reports) else 0
+
+
+def _bad_arguments(args: argparse.Namespace) -> str | None:
+    missing = [str(p) for p in args.files if not p.is_file()]
+    if missing:
+        return f"no such file: {', '.join(missing)}"
+    try:
+        Billing(database(args)).account(args.account)
+    except NotFound as exc:
+        return exc.message
+    return None
+
+
+def _usage_error(problem: str) -> int:
+    print(f"billing-bot: {problem} (see `billing-bot import --help`)", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _counts(result: IngestResult) -> str:
+    return f"{result.inserted:,} inserted, {result.updated:,} updated, {result.unchanged:,} unchanged"
+
+
+def _print_focus(report: FileReport, currency: str, cost: str) -> None:
+    span = f" charged {report.first_day} … {report.last_day}" if report.first_day else ""
+    print(f"{report.path}: {report.rows + report.rejected:,} rows read — {_counts(report.result)}, "
+          f"{report.rejected:,} rejected; cost {fmt.money(report.cost, currency)} ({COST_COLUMNS[cost]}){span}")
+    for rejection in report.rejections:
+        print(f"  rejected {rejection}")
+    if report.rejected > len(report.rejections):
+        print(f"  … and {report.rejected - len(report.rejections):,} more rejected rows")
+
+
+def _print_stripe(report: StripeReport) -> None:
+    print(f"{report.path}: invoices {_counts(report.invoices)}; payments {_counts(report.payments)}; "
+          f"{len(report.rejections)} rejected, {report.skipped} other objects skipped")
+    for rejection in report.rejections:
+        print(f"  rejected {rejection}")
+
+
+class _Progress:
+    """Rows and bytes read so far, on stderr: redrawn in place on a terminal, every 10 s into a log."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+        self._name = ""
+        self._started = self._last = 0.0
+        self._drawn = False
+
+    def __call__(self, name: str, rows: int, done: int, size: int) -> None:
+        moment = time.monotonic()
+        if name != self._name:
+            self.done()
+            self._name, self._started, self._drawn = name, moment, False
+        if not self._tty and moment - max(self._last, self._started) < 10:
+            return  # a log file gets a line every 10 s of a long import, nothing for a quick one
+        self._last = moment
+        rate = rows / max(moment - self._started, 1e-6)
+        line = (f"import {name}: {rows:,} rows, {done / max(size, 1):.0%} of {size / 1e6:,.1f} MB, "
+                f"{rate:,.0f} rows/s")
+        print(("\r" + line) if self._tty else line, end="" if self._tty else "\n", file=sys.stderr, flush=True)
+        self._drawn = True
+
+    def done(self) -> None:
+        if self._tty and self._drawn:
+            print(file=sys.stderr)
+        self._drawn = False

@@ -1,0 +1,373 @@
+"""FOCUS 1.x cost-and-usage CSV → `UsageIn` records, streamed row by row (pure: no database).
+
+The contract, as `billing-bot import focus` applies it:
+
+- **Cost.** `BilledCost` (what the invoice charges) drives `cost` by default; `--cost effective|list|
+  contracted` picks `EffectiveCost`, `ListCost` or `ContractedCost` instead. Every other cost column
+  the file has is kept as a dimension (`billed_cost`, `effective_cost`, `list_cost`, `contracted_cost`),
+  so under a commitment (BilledCost 0, EffectiveCost > 0) both figures survive. Amounts are exact
+  decimals; a value with more than 6 decimals is rounded half-even to the ledger's micro-units.
+- **When.** `ChargePeriodStart`/`ChargePeriodEnd` are the record's period; the whole cost lands on the
+  account's local day (and UTC hour) of the start. ISO 8601 (`Z`, offsets, naive = UTC, date only) and
+  the US `M/D/YY` / `M/D/YYYY` form of the spec's SaaS examples are read; anything else is rejected.
+- **What.** meter = `ServiceName`, else `ServiceCategory`, else `ChargeCategory`; quantity and unit =
+  `ConsumedQuantity`/`ConsumedUnit` (empty or `null` → 0, e.g. purchases and unused commitments).
+- **Who.** provider = `ServiceProviderName` (FOCUS 1.1+), else `ProviderName` (1.0), else
+  `HostProviderName`, else `InvoiceIssuerName`, else the importer's default; deployment = the sub-account
+  (`SubAccountName`, else `SubAccountId`). The caller's `Resolver` turns those names into ids.
+- **Dimensions** (for `/billing usage … by <key>`): service, service_category, charge_category,
+  charge_class (`Correction` rows are imported as the adjustments they are, on the charge period they
+  correct), region, sub_account_id, resource_id, resource_name, sku_id, pricing_category,
+  commitment_discount_status, billing_account, billing_period, the other cost columns, and the JSON
+  columns flattened: `SkuPriceDetails` → `sku.<Key>`, `Tags` → `tag.<key>`.
+- **Identity** (idempotent re-import, corrections replace). external_id = account id + a BLAKE2b digest of
+  the row's identity — BillingAccountId, BillingPeriodStart, ChargePeriodStart/End, ChargeCategory,
+  ChargeClass, ChargeFrequency, ChargeDescription, provider, SubAccountId, ResourceId, ServiceName,
+  SkuId, SkuPriceId, SkuMeter, PricingCategory, PricingUnit, RegionId, AvailabilityZone,
+  CommitmentDiscountId, CommitmentDiscountStatus, CapacityReservationId, Tags — i.e. everything but the
+  measures (costs, prices, quantities). Importing a file twice changes nothing; a restated file whose
+  rows keep their identity but change their amounts *updates* those rows; a row whose identity appears
+  again in the same file gets `:2`, `:3`… in file order (so true duplicates are kept, not merged).
+  Rows missing from a restated file are not deleted (FOCUS restates with `ChargeClass=Correction`
+  rows, which add up).
+- **Rejections** name the file line (1 = header) and the column; good rows are never lost because of a
+  bad one. A file without a required column (ChargePeriodStart, ChargePeriodEnd, ChargeCategory, the
+  cost column) is rejected as a whole, on line 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+from billing_core.errors import InvalidInput
+from billing_core.money import MAX_AMOUNT, MICRO, normalize_currency
+from billing_core.records import UsageIn
+
+SOURCE = "focus"
+COST_COLUMNS = {"billed": "BilledCost", "effective": "EffectiveCost", "list": "ListCost",
+                "contracted": "ContractedCost"}
+_COST_DIMENSIONS = {"BilledCost": "billed_cost", "EffectiveCost": "effective_cost", "ListCost": "list_cost",
+                    "ContractedCost": "contracted_cost"}
+REQUIRED = ("ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory")
+PROVIDER_COLUMNS = ("ServiceProviderName", "ProviderName", "HostProviderName", "InvoiceIssuerName")
+IDENTITY = ("BillingAccountId", "BillingPeriodStart", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",
+            "ChargeClass", "ChargeFrequency", "ChargeDescription", "SubAccountId", "ResourceId", "ServiceName",
+            "SkuId", "SkuPriceId", "SkuMeter", "PricingCategory", "PricingUnit", "RegionId", "AvailabilityZone",
+            "CommitmentDiscountId", "CommitmentDiscountStatus", "CapacityReservationId", "Tags")
+# (dimension key, columns tried in order): plain text columns kept as they are.
+_TEXT_DIMENSIONS = (
+    ("service", ("ServiceName",)), ("service_category", ("ServiceCategory",)),
+    ("charge_category", ("ChargeCategory",)), ("charge_class", ("ChargeClass",)),
+    ("region", ("RegionName", "RegionId")), ("sub_account_id", ("SubAccountId",)),
+    ("resource_id", ("ResourceId",)), ("resource_name", ("ResourceName",)), ("sku_id", ("SkuId",)),
+    ("pricing_category", ("PricingCategory",)), ("commitment_discount_status", ("CommitmentDiscountStatus",)),
+    ("billing_account", ("BillingAccountId",)),
+)
+_NULLS = frozenset({"", "null", "NULL", "Null"})
+_MAX_KEY, _MAX_VALUE, _MAX_METER, _MAX_UNIT = 64, 200, 64, 32  # the ledger's column widths
+
+#: (provider name, sub-account id, sub-account name) → (provider id, deployment id); supplied by the caller.
+Resolver = Callable[[str | None, str | None, str | None], tuple[int | None, int | None]]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A row (or the whole file, line 1) that was not imported, and why."""
+
+    line: int  # line of the file, 1 = the header
+    column: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}" + (f", column {self.column}" if self.column else "") + f": {self.reason}"
+
+
+@dataclass(frozen=True)
+class FocusOptions:
+    account_id: int
+    currency: str  # the account's currency: rows billed in another one are rejected
+    cost: str = "billed"
+    default_provider: str | None = None
+    source: str = SOURCE
+
+    @property
+    def cost_column(self) -> str:
+        if self.cost not in COST_COLUMNS:
+            raise InvalidInput(f"Unknown cost basis {self.cost!r}.", hint="billed, effective, list or contracted")
+        return COST_COLUMNS[self.cost]
+
+
+class _RowError(Exception):
+    def __init__(self, column: str, reason: str) -> None:
+        super().__init__(reason)
+        self.column = column
+        self.reason = reason
+
+
+def read_focus(lines: Iterable[str], options: FocusOptions, resolve: Resolver) -> Iterator[UsageIn | Rejection]:
+    """Each data row of a FOCUS CSV as a `UsageIn`, or a `Rejection` naming its line and column.
+
+    `lines` is a text stream (open it with `encoding="utf-8-sig", newline=""` so a byte-order mark and
+    quoted line breaks are handled). Memory stays bounded whatever the file size.
+    """
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if header is None:
+        yield Rejection(1, None, "the file is empty (no header row)")
+        return
+    columns = _Columns(header)
+    missing = [c for c in (*REQUIRED, options.cost_column) if c not in columns]
+    if missing:
+        yield Rejection(1, missing[0], f"missing required column{'s' if len(missing) > 1 else ''} "
+                                        f"{', '.join(missing)} (is this a FOCUS 1.x file?)")
+        return
+    parser = _RowParser(columns, options, resolve)
+    width = len(header)
+    for row in reader:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # blank lines: several spec examples separate rows with them
+        line = reader.line_num
+        if len(row) != width:
+            yield Rejection(line, None, f"{len(row)} fields where the header has {width}")
+            continue
+        try:
+            yield parser.parse(row)
+        except _RowError as exc:
+            yield Rejection(line, exc.column, exc.reason)
+
+
+class _Columns:
+    """Header positions by canonical FOCUS name; matched case-insensitively (the spec's own examples
+    spell `SkuPriceid`)."""
+
+    def __init__(self, header: list[str]) -> None:
+        self.index: dict[str, int] = {}
+        for i, name in enumerate(header):
+            self.index.setdefault(name.strip().lower(), i)
+
+    def __contains__(self, name: str) -> bool:
+        return name.lower() in self.index
+
+    def get(self, name: str) -> int | None:
+        return self.index.get(name.lower())
+
+    def required(self, name: str) -> int:
+        return self.index[name.lower()]
+
+
+class _RowParser:
+    def __init__(self, columns: _Columns, options: FocusOptions, resolve: Resolver) -> None:
+        self.options = options
+        self.resolve = resolve
+        self.currency = normalize_currency(options.currency)
+        at = columns.get
+        self.cost_name = options.cost_column
+        self.cost_at = columns.required(self.cost_name)
+        self.other_costs = [(key, name, columns.required(name)) for name, key in _COST_DIMENSIONS.items()
+                            if name != self.cost_name and name in columns]
+        self.start_at, self.end_at = columns.required("ChargePeriodStart"), columns.required("ChargePeriodEnd")
+        self.billing_period_at = at("BillingPeriodStart")
+        self.currency_at = at("BillingCurrency")
+        self.qty_at, self.unit_at = at("ConsumedQuantity"), at("ConsumedUnit")
+        self.meter_at = [i for i in (at("ServiceName"), at("ServiceCategory"), at("ChargeCategory")) if i is not None]
+        self.provider_at = [i for i in (at(c) for c in PROVIDER_COLUMNS) if i is not None]
+        self.sub_id_at, self.sub_name_at = at("SubAccountId"), at("SubAccountName")
+        self.identity_at = [i for i in (at(c) for c in IDENTITY) if i is not None]
+        self.text_dims = [(key, idx) for key, names in _TEXT_DIMENSIONS
+                          if (idx := [i for i in (at(n) for n in names) if i is not None])]
+        self.json_dims = [(prefix, name, i) for prefix, name in (("sku", "SkuPriceDetails"), ("tag", "Tags"))
+                          if (i := at(name)) is not None]
+        self.instants = _InstantCache()
+        self.occurrences = _Occurrences()
+        self.prefix = f"{options.account_id}:"
+
+    def parse(self, row: list[str]) -> UsageIn:
+        start = self.instants.parse(row[self.start_at], "ChargePeriodStart")
+        end = self.instants.parse(row[self.end_at], "ChargePeriodEnd")
+        if end < start:
+            raise _RowError("ChargePeriodEnd",
+                            f"{row[self.end_at]!r} is before ChargePeriodStart {row[self.start_at]!r}")
+        cost = _amount(row[self.cost_at], self.cost_name)
+        if self.currency_at is not None:
+            self._check_currency(row[self.currency_at])
+        dims = self._dimensions(row)
+        quantity, unit = Decimal(0), ""
+        if self.qty_at is not None and _value(row[self.qty_at]):
+            quantity = _amount(row[self.qty_at], "ConsumedQuantity")
+            unit = _value(row[self.unit_at])[:_MAX_UNIT] if self.unit_at is not None else ""
+        provider = _first(row, self.provider_at) or self.options.default_provider
+        sub_id = _value(row[self.sub_id_at]) if self.sub_id_at is not None else ""
+        sub_name = _value(row[self.sub_name_at]) if self.sub_name_at is not None else ""
+        provider_id, deployment_id = self.resolve(provider, sub_id or None, sub_name or None)
+        return UsageIn(
+            account_id=self.options.account_id, meter=(_first(row, self.meter_at) or "other")[:_MAX_METER],
+            quantity=quantity, unit=unit, cost=cost, currency=self.currency, period_start=start, period_end=end,
+            source=self.options.source, external_id=self._external_id(row, provider, start, end),
+            deployment_id=deployment_id, provider_id=provider_id, dimensions=dims,
+        )
+
+    def _check_currency(self, text: str) -> None:
+        code = _value(text)
+        if not code or code.upper() == self.currency:
+            return
+        try:
+            normalize_currency(code)
+        except InvalidInput:
+            raise _RowError("BillingCurrency", f"unknown currency {code!r}") from None
+        raise _RowError("BillingCurrency", f"billed in {code.upper()}, but the account bills in {self.currency}")
+
+    def _dimensions(self, row: list[str]) -> dict[str, str]:
+        dims: dict[str, str] = {}
+        for key, positions in self.text_dims:
+            value = _first(row, positions)
+            if value:
+                dims[key] = value[:_MAX_VALUE]
+        for key, name, at in self.other_costs:
+            if _value(row[at]):
+                dims[key] = str(_amount(row[at], name))
+        if self.billing_period_at is not None and _value(row[self.billing_period_at]):
+            dims["billing_period"] = self.instants.parse(row[self.billing_period_at], "BillingPeriodStart") \
+                .date().isoformat()
+        for prefix, name, at in self.json_dims:
+            _flatten(row[at], prefix, name, dims)
+        return dims
+
+    def _external_id(self, row: list[str], provider: str | None, start: datetime, end: datetime) -> str:
+        parts = [_value(row[i]) for i in self.identity_at]
+        parts.extend((provider or "", start.isoformat(), end.isoformat()))
+        digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).digest()
+        n = self.occurrences.number(digest)
+        return f"{self.prefix}{digest.hex()}" + (f":{n}" if n > 1 else "")
+
+
+def _value(text: str) -> str:
+    """A cell without padding; the spec's examples write an absent value as `null`."""
+    text = text.strip()
+    return "" if text in _NULLS else text
+
+
+def _first(row: list[str], positions: list[int]) -> str:
+    for i in positions:
+        value = _value(row[i])
+        if value:
+            return value
+    return ""
+
+
+def _amount(text: str, column: str) -> Decimal:
+    """An exact decimal; tolerates the SaaS examples' `"$10,100.00 "` (symbol, thousands separators)."""
+    raw = text.strip()
+    if not raw or raw in _NULLS:
+        raise _RowError(column, "is empty")
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        cleaned = raw.lstrip("$€£¥").replace(",", "").strip()
+        try:
+            value = Decimal(cleaned)
+        except InvalidOperation:
+            raise _RowError(column, f"{raw[:40]!r} is not a number") from None
+    if not value.is_finite():
+        raise _RowError(column, f"{raw[:40]!r} is not a finite number")
+    if abs(value) >= MAX_AMOUNT:
+        raise _RowError(column, f"{raw[:40]} is out of range")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -6:
+        value = value.quantize(MICRO, rounding=ROUND_HALF_EVEN)  # the ledger keeps micro-units
+    return value
+
+
+def _flatten(text: str, prefix: str, column: str, dims: dict[str, str]) -> None:
+    raw = _value(text)
+    if not raw:
+        return
+    try:
+        data: Any = json.loads(raw)
+    except ValueError:
+        raise _RowError(column, f"{raw[:40]!r} is not JSON") from None
+    if not isinstance(data, dict):
+        raise _RowError(column, "must be a JSON object")
+    for key, value in data.items():
+        if value is None:
+            continue
+        text_value = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        dims[f"{prefix}.{key}"[:_MAX_KEY]] = text_value[:_MAX_VALUE]
+
+
+class _InstantCache:
+    """Parsed date-times by their text: an export repeats a few hundred distinct instants millions of times."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._known: dict[str, datetime] = {}
+
+    def parse(self, text: str, column: str) -> datetime:
+        found = self._known.get(text)
+        if found is None:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            found = self._known[text] = parse_instant(text, column)
+        return found
+
+
+def parse_instant(text: str, column: str = "date") -> datetime:
+    """ISO 8601 (naive = UTC) or the US `M/D/YY[YY][ H:MM[:SS]]` form, as an aware UTC datetime."""
+    raw = text.strip()
+    if not raw or raw in _NULLS:
+        raise _RowError(column, "is empty")
+    try:
+        moment = _slashed(raw) if "/" in raw else datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise _RowError(column, f"{raw[:40]!r} is not a date-time (ISO 8601 or M/D/YY): {exc}") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _slashed(raw: str) -> datetime:
+    day_part, _, time_part = raw.partition(" ")
+    month, day, year = (int(p) for p in day_part.split("/"))
+    if year < 100:
+        year += 2000  # FOCUS exists since 2023: a two-digit year is this century
+    hour = minute = second = 0
+    if time_part.strip():
+        pieces = [int(p) for p in time_part.strip().split(":")]
+        hour, minute, second = [*pieces, 0, 0][:3]
+    return datetime(year, month, day, hour, minute, second)
+
+
+class _Occurrences:
+    """Numbers the repeats of an identity 2, 3… in file order, in bounded memory.
+
+    A Bloom filter (16 MiB, 4 probes) remembers identities seen; only those it reports as maybe seen
+    are counted exactly. A false positive merely numbers that row `:2` instead of leaving it bare —
+    still unique and, for the same sequence of identities, the same on every import.
+    """
+
+    BITS = 1 << 27
+    MASK = BITS - 1
+
+    def __init__(self) -> None:
+        self._bits = bytearray(self.BITS >> 3)
+        self._repeats: dict[bytes, int] = {}
+
+    def number(self, digest: bytes) -> int:
+        h = int.from_bytes(digest, "little")
+        bits, mask = self._bits, self.MASK
+        p0, p1, p2, p3 = h & mask, (h >> 27) & mask, (h >> 54) & mask, (h >> 81) & mask
+        b0, b1, b2, b3 = 1 << (p0 & 7), 1 << (p1 & 7), 1 << (p2 & 7), 1 << (p3 & 7)
+        if bits[p0 >> 3] & b0 and bits[p1 >> 3] & b1 and bits[p2 >> 3] & b2 and bits[p3 >> 3] & b3:
+            n = self._repeats.get(digest, 1) + 1
+            self._repeats[digest] = n
+            return n
+        bits[p0 >> 3] |= b0
+        bits[p1 >> 3] |= b1
+        bits[p2 >> 3] |= b2
+        bits[p3 >> 3] |= b3
+        return 1

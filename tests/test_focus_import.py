@@ -1,0 +1,265 @@
+"""FOCUS import as a user meets it: every spec sample lands (or its malformed rows are named), and
+`/billing usage` for the account then shows exactly the file's BilledCost; re-imports change nothing."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from billing_core.db.engine import Database
+from billing_core.db.models import Deployment, Provider, UsageRecord
+from billing_core.db.queries import NONE_LABEL
+from billing_core.imports import FileReport, import_focus
+from billing_core.periods import Period
+from billing_core.service import Billing
+from tests import factories
+
+DATA = Path(__file__).parent / "data" / "focus"
+SAMPLES = sorted(DATA.glob("*.csv"))
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+CENT = Decimal("0.01")
+# The spec's own malformed rows: a charge period ending at hour 30.
+MALFORMED = {
+    "commitment_discount_scenarios__commitment_discount_purchase_scenario_2.csv": {4},
+    "commitment_discount_scenarios__commitment_discount_purchase_scenario_3.csv": {5},
+}
+
+
+def _account(db: Database, name: str = "acme", currency: str = "USD", tz: str = "America/New_York") -> None:
+    with db.unit_of_work() as s:
+        factories.account(s, name, currency=currency, tz=tz)
+
+
+def _billed_sum(path: Path, skip_lines: frozenset[int] | set[int] = frozenset()) -> Decimal:
+    """The file's BilledCost total, read independently of the importer."""
+    total = Decimal(0)
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        for row in reader:
+            if not any(v.strip() for v in row.values() if v) or reader.line_num in skip_lines:
+                continue
+            total += Decimal(row["BilledCost"].strip().lstrip("$").replace(",", ""))
+    return total
+
+
+def _usage_total(db: Database, report: FileReport, account: str = "acme") -> Decimal:
+    assert report.first_day and report.last_day
+    period = Period(report.first_day, report.last_day + timedelta(days=1), "the file")
+    return Billing(db).usage(account, period).total_cost
+
+
+def _write(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _rows(sample: str) -> tuple[list[str], list[list[str]]]:
+    with (DATA / sample).open(encoding="utf-8-sig", newline="") as f:
+        header, *rows = [r for r in csv.reader(f) if r]
+    return header, rows
+
+
+AI = "ai_billing__multi_model_usage.csv"
+SAAS = "saas_examples__simple_agreements__simple_saas_agreements_c.csv"
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.stem[-48:])
+def test_every_spec_sample_is_imported_and_usage_equals_its_billed_cost(db: Database, sample: Path) -> None:
+    _account(db)
+    [report] = import_focus(db, "acme", [sample], now=NOW)
+    bad_lines = MALFORMED.get(sample.name, set())
+    assert {(r.line, r.column) for r in report.rejections} == {(line, "ChargePeriodEnd") for line in bad_lines}
+    for rejection in report.rejections:
+        assert "'2023-02-01T30:00:00Z' is not a date-time" in rejection.reason
+    expected = _billed_sum(sample, bad_lines)
+    assert report.cost == expected
+    assert report.result.inserted == report.rows > 0
+    assert _usage_total(db, report).quantize(CENT) == expected.quantize(CENT)
+
+
+def test_importing_the_same_files_twice_changes_nothing(db: Database) -> None:
+    _account(db)
+    files = [DATA / AI, DATA / SAAS]
+    year = Period(date(2025, 1, 1), date(2026, 1, 1), "2025")
+    import_focus(db, "acme", files, now=NOW)
+    before = Billing(db).usage("acme", year, group_by="service")
+    again = import_focus(db, "acme", files, now=NOW)
+    assert [(r.result.inserted, r.result.updated, r.result.unchanged) for r in again] == [(0, 0, 4), (0, 0, 3)]
+    after = Billing(db).usage("acme", year, group_by="service")
+    assert after.rows == before.rows and after.total_cost == Decimal("35904.50")
+    with db.unit_of_work() as s:
+        assert s.scalar(select(func.count()).select_from(UsageRecord)) == 7
+
+
+def test_a_corrected_file_replaces_what_it_corrects_and_correction_rows_add_up(db: Database, tmp_path: Path) -> None:
+    _account(db)
+    [original] = import_focus(db, "acme", [DATA / SAAS], now=NOW)
+    header, rows = _rows(SAAS)
+    cost, klass, billed_from, billed_to = (header.index(c) for c in ("BilledCost", "ChargeClass",
+                                                                     "BillingPeriodStart", "BillingPeriodEnd"))
+    rows[1][cost] = "$12,950.00 "  # May restated: 650 → 647.5 licences
+    correction = list(rows[0])  # and a FOCUS correction of April's charge, billed in June
+    correction[cost], correction[klass] = "-100.00", "Correction"
+    correction[billed_from], correction[billed_to] = "6/1/25", "7/1/25"
+    [restated] = import_focus(db, "acme", [_write(tmp_path / "restated.csv", header, [*rows, correction])], now=NOW)
+    assert (restated.result.inserted, restated.result.updated, restated.result.unchanged) == (1, 1, 2)
+    assert _usage_total(db, original) == Decimal("35800.00") - 50 - 100
+    april = Period(date(2025, 3, 31), date(2025, 4, 1), "April charges (New York day of 1 April 00:00 UTC)")
+    by_class = Billing(db).usage("acme", april, group_by="charge_class")
+    assert {r.key: r.cost for r in by_class.rows} == {"Correction": Decimal(-100), "(no charge_class)": Decimal(10100)}
+
+
+def test_a_malformed_row_is_named_by_line_and_column_and_the_good_rows_land(db: Database, tmp_path: Path) -> None:
+    _account(db)
+    header, rows = _rows(AI)
+    start, cost = header.index("ChargePeriodStart"), header.index("BilledCost")
+    rows[0][start] = "2025-13-01T00:00:00Z"  # line 2
+    rows[1][cost] = "fifty"  # line 3
+    short = rows[3][:5]  # line 5: a row cut short
+    path = _write(tmp_path / "broken.csv", header, [rows[0], rows[1], rows[2], short, rows[3]])
+    [report] = import_focus(db, "acme", [path], now=NOW)
+    assert [(r.line, r.column) for r in report.rejections] == [(2, "ChargePeriodStart"), (3, "BilledCost"), (5, None)]
+    assert "'fifty' is not a number" in report.rejections[1].reason
+    assert "5 fields where the header has 32" in report.rejections[2].reason
+    assert report.rows == 2 and report.result.inserted == 2
+    assert _usage_total(db, report) == Decimal("4.50")
+
+
+def test_a_file_without_a_required_column_is_rejected_on_line_1(db: Database, tmp_path: Path) -> None:
+    _account(db)
+    header, rows = _rows(AI)
+    i = header.index("ChargePeriodStart")
+    path = _write(tmp_path / "no_start.csv", header[:i] + header[i + 1:], [r[:i] + r[i + 1:] for r in rows])
+    [report] = import_focus(db, "acme", [path], now=NOW)
+    assert [(r.line, r.column) for r in report.rejections] == [(1, "ChargePeriodStart")]
+    assert "missing required column ChargePeriodStart" in report.rejections[0].reason
+    assert report.rows == 0
+
+
+def test_byte_order_mark_and_us_dates(db: Database) -> None:
+    sample = DATA / "saas_examples__virtual_currency_pricing_model_c.csv"
+    assert sample.read_bytes().startswith(b"\xef\xbb\xbf") and ",4/1/25," in sample.read_text()
+    _account(db, tz="UTC")
+    [report] = import_focus(db, "acme", [sample], now=NOW)
+    assert report.rejections == [] and report.cost == Decimal("53000.00")
+    with db.unit_of_work() as s:
+        starts = sorted(s.scalars(select(UsageRecord.period_start)))
+    assert starts == [datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 10, 1, tzinfo=UTC)]
+    assert (report.first_day, report.last_day) == (date(2025, 4, 1), date(2025, 10, 1))
+
+
+def test_the_cost_column_is_a_choice_and_the_others_are_kept(db: Database) -> None:
+    sample = DATA / "commitment_discount_scenarios__commitment_discount_usage_scenario_4.csv"
+    _account(db, "billed", tz="UTC")
+    _account(db, "effective", tz="UTC")
+    [billed] = import_focus(db, "billed", [sample], now=NOW)
+    [effective] = import_focus(db, "effective", [sample], now=NOW, cost="effective")
+    assert (_usage_total(db, billed, "billed"), _usage_total(db, effective, "effective")) == (Decimal("0.50"),
+                                                                                               Decimal("1.50"))
+    with db.unit_of_work() as s:
+        dims = [r.dimensions for r in s.scalars(select(UsageRecord).order_by(UsageRecord.id))]
+    assert dims[0]["effective_cost"] == "1.00" and dims[2]["billed_cost"] == "0.00"
+    assert dims[0]["commitment_discount_status"] == "Used"
+
+
+def test_identical_rows_are_both_kept(db: Database) -> None:
+    sample = DATA / ("commitment_discount_flexibility__one_hundred_percent_utilization_with_commitment_discount_"
+                     "flexibility_with_2_resources.csv")
+    _account(db)
+    [report] = import_focus(db, "acme", [sample], now=NOW, cost="effective")
+    assert report.result.inserted == 3 and _usage_total(db, report, "acme") == Decimal("2.00")
+
+
+def test_providers_and_sub_accounts_become_providers_and_deployments(db: Database, tmp_path: Path) -> None:
+    _account(db)
+    header, rows = _rows(SAAS)  # FOCUS 1.0-style ProviderName
+    sub_id, sub_name = header.index("SubAccountId"), header.index("SubAccountName")
+    rows[0][sub_id], rows[0][sub_name] = "1234-5678", "licensing-prod"
+    tags = header.index("Tags")
+    rows[0][tags] = '{"team": "finance", "env": "prod"}'
+    [saas] = import_focus(db, "acme", [_write(tmp_path / "saas.csv", header, rows)], now=NOW)
+    [ai] = import_focus(db, "acme", [DATA / AI], now=NOW)  # FOCUS 1.2: ServiceProviderName
+    billing = Billing(db)
+    period = Period(date(2025, 3, 1), date(2025, 7, 1), "spring")
+    assert {r.key: r.cost for r in billing.usage("acme", period, group_by="provider").rows} == {
+        "ACMECORP": Decimal(35800), "Solora AI": Decimal("104.50")}
+    assert {r.key: r.cost for r in billing.usage("acme", period, group_by="deployment").rows} == {
+        "licensing-prod": Decimal(10100), NONE_LABEL: Decimal("25804.50")}
+    by_tag = billing.usage("acme", period, group_by="tag.team")
+    assert by_tag.rows[0].key == "(no tag.team)" and {r.key for r in by_tag.rows} == {"finance", "(no tag.team)"}
+    by_model = billing.usage("acme", period, group_by="sku.ModelId")
+    assert {r.key: r.cost for r in by_model.rows}["solora-atlas-5.5"] == Decimal(100)
+    with db.unit_of_work() as s:
+        deployment = s.scalar(select(Deployment).where(Deployment.name == "licensing-prod"))
+        assert deployment is not None and deployment.provider is not None
+        assert deployment.provider.name == "ACMECORP"
+        assert s.scalar(select(func.count()).select_from(Provider)) == 2
+    assert saas.rejections == [] and ai.rejections == []
+
+
+def test_rows_billed_in_another_currency_are_rejected(db: Database) -> None:
+    _account(db, currency="EUR")
+    [report] = import_focus(db, "acme", [DATA / AI], now=NOW)
+    assert report.rows == 0 and report.rejected == 4
+    assert {(r.column, r.reason) for r in report.rejections} == {
+        ("BillingCurrency", "billed in USD, but the account bills in EUR")}
+
+
+def test_a_big_file_streams_in_batches_with_progress(db: Database, tmp_path: Path) -> None:
+    _account(db, tz="UTC")
+    header, rows = _rows(AI)
+    cost, start, end, sku = (header.index(c) for c in ("BilledCost", "ChargePeriodStart", "ChargePeriodEnd", "SkuId"))
+    generated = []
+    for i in range(45):
+        row = list(rows[i % 4])
+        day = datetime(2025, 5, 1, tzinfo=UTC) + timedelta(hours=i)
+        row[start], row[end] = day.isoformat(), (day + timedelta(hours=1)).isoformat()
+        row[cost], row[sku] = f"{i}.25", f"sku-{i}"
+        generated.append(row)
+    generated[20][cost] = "n/a"
+    seen: list[tuple[int, int, int]] = []
+    [report] = import_focus(db, "acme", [_write(tmp_path / "big.csv", header, generated)], now=NOW, batch_rows=10,
+                            progress=lambda _name, n, done, size: seen.append((n, done, size)))
+    assert report.result.inserted == 44 and [(r.line, r.column) for r in report.rejections] == [(22, "BilledCost")]
+    assert [n for n, _d, _s in seen] == [10, 20, 31, 41, 45]  # a batch of 10 good rows each, then the end
+    assert seen[-1][1] == seen[-1][2]
+    assert _usage_total(db, report) == sum(Decimal(f"{i}.25") for i in range(45) if i != 20)
+
+
+CLI = [sys.executable, "-m", "billing_core.cli"]
+
+
+def test_the_command_line_reports_rows_and_exit_codes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {**os.environ, "DATABASE_URL": url}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+
+    assert run("db", "upgrade").returncode == 0
+    db = Database(url)
+    _account(db)
+    db.dispose()
+    good = run("import", "focus", str(DATA / AI), "--account", "acme")
+    assert good.returncode == 0, good.stderr
+    assert "4 rows read — 4 inserted, 0 updated, 0 unchanged, 0 rejected; cost $104.50 (BilledCost)" in good.stdout
+    bad = run("import", "focus", str(DATA / next(iter(MALFORMED))), str(DATA / AI), "--account", "acme")
+    assert bad.returncode == 1
+    assert "rejected line 4, column ChargePeriodEnd: '2023-02-01T30:00:00Z' is not a date-time" in bad.stdout
+    assert "4 rows read — 0 inserted, 0 updated, 4 unchanged" in bad.stdout
+    assert "All 2 files: 7 rows read" in bad.stdout
+    unknown = run("import", "focus", str(DATA / AI), "--account", "nobody")
+    assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1 and "nobody" in unknown.stderr
+    assert run("import", "focus", "missing.csv", "--account", "acme").returncode == 2
+    assert run("import", "focus", str(DATA / AI), "--account", "acme", "--cost", "cheapest").returncode == 2
