@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from billing_core.db.models import AuditEntry
 from billing_core.fmt import money
+from billing_core.periods import custom_period
 from billing_core.results import InvoiceQuery, InvoiceStatus
 from bot.ids import Action, Block, Field, View
 from bot.sandbox.fake_state import User
@@ -173,6 +174,9 @@ def test_invoice_detail_then_pdf_and_csv_land_in_its_thread_and_agree_with_the_l
     detail = acme_invoice(bot, "INV-0003")
     shown = texts_of(detail_msg.blocks or [])
     assert "INV-0003" in shown and money(detail.summary.amount_due, "USD", "en_US") in shown
+    period = custom_period(detail.summary.period_start, detail.summary.period_end)
+    usage = bot.deps.billing.usage("acme-corp", period, group_by="resource")
+    assert "Resource usage" in shown and money(usage.by_resource[0].cost, "USD", "en_US") in shown
     value = buttons(detail_msg.blocks or [])[Action.INVOICE_PDF]["value"]
     bot.click(Action.INVOICE_PDF, value, message=detail_msg)
     bot.click(Action.INVOICE_CSV, buttons(detail_msg.blocks or [])[Action.INVOICE_CSV]["value"], message=detail_msg)

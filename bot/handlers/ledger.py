@@ -7,6 +7,7 @@ import time
 import charts
 from billing_core import exports
 from billing_core.errors import InvalidInput
+from billing_core.periods import custom_period
 from billing_core.results import InvoiceQuery, PaymentStatus
 from bot.access import Grant
 from bot.handlers.base import Ctx, reader_for
@@ -54,7 +55,11 @@ def invoice(ctx: Ctx, args: tuple[str, ...]) -> None:
         raise InvalidInput("Which invoice? Give exactly one invoice number.", hint="/billing invoice INV-0042")
     grant = ctx.grant()
     detail = ctx.deps.billing.invoice(grant.account.id, args[0], now=ctx.now)
-    ctx.reply(grant, in_thread=ctx.message_ts is not None).send(invoice_message(detail, reader_for(grant)))
+    # The billing period is inclusive of its last day, as printed on the invoice.
+    period = custom_period(detail.summary.period_start, max(detail.summary.period_start, detail.summary.period_end))
+    usage = ctx.deps.billing.usage(grant.account.id, period, group_by="resource")
+    ctx.reply(grant, in_thread=ctx.message_ts is not None).send(invoice_message(detail, reader_for(grant),
+                                                                                usage=usage))
 
 
 def usage(ctx: Ctx, args: tuple[str, ...]) -> None:

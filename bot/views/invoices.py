@@ -6,7 +6,15 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from billing_core.results import InvoiceDetail, InvoicePage, InvoiceQuery, InvoiceStatus, InvoiceSummary
+from billing_core.results import (
+    BreakdownRow,
+    InvoiceDetail,
+    InvoicePage,
+    InvoiceQuery,
+    InvoiceStatus,
+    InvoiceSummary,
+    UsageSummary,
+)
 from billing_core.sync_status import ProviderOutage
 from bot.ids import Action, Block, Field, View
 from bot.views.common import (
@@ -96,7 +104,8 @@ def invoices_message(page: InvoicePage, reader: Reader, *, account_id: int, page
     return message(f"{title}: {lines}", blocks)
 
 
-def invoice_message(detail: InvoiceDetail, reader: Reader) -> Message:
+def invoice_message(detail: InvoiceDetail, reader: Reader, *, usage: UsageSummary | None = None) -> Message:
+    """The invoice as a document; `usage` (the billing period's usage by resource) is shown beside its lines."""
     inv, cur = detail.summary, detail.summary.currency
     m = reader.money
     blocks: list[BlockDict] = [
@@ -125,6 +134,10 @@ def invoice_message(detail: InvoiceDetail, reader: Reader) -> Message:
             totals.append((label, "−" + m(amount, cur)))
     totals += [("Total", f"*{m(inv.total, cur)}*"), ("Amount due", f"*{m(inv.amount_due, cur)}*")]
     blocks.append(fields(*totals[:10]))
+    if usage is not None and usage.by_resource:
+        blocks.append(section(f"*Resource usage, {reader.day(usage.period.start)} – "
+                              f"{reader.day(usage.period.dates()[-1])}*\n"
+                              + "\n".join(_usage_line(r, reader, cur) for r in usage.by_resource[:10])))
     if detail.payments:
         blocks.append(divider())
         blocks.append(section("*Payments*\n" + "\n".join(_payment_line(p, reader) for p in detail.payments)))
@@ -140,6 +153,11 @@ def invoice_message(detail: InvoiceDetail, reader: Reader) -> Message:
     text = (f"Invoice {inv.number} ({inv.status.value}): total {m(inv.total, cur)}, "
             f"amount due {m(inv.amount_due, cur)}, due {reader.day(inv.due_date)}")
     return message(text, blocks)
+
+
+def _usage_line(row: BreakdownRow, reader: Reader, currency: str) -> str:
+    used = f"{row.quantity.normalize():,} {escape(row.unit)} · " if row.quantity is not None and row.unit else ""
+    return f"• `{escape(row.key)}` {used}{reader.money(row.cost, currency)}"
 
 
 def _payment_line(p: Any, reader: Reader) -> str:
