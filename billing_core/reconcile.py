@@ -220,8 +220,9 @@ def _audit(s: Session, r: Reconciliation, *, actor: str, now: datetime) -> None:
     for d in r.discrepancies:
         kinds[d.kind.value] += 1
     record(s, actor=actor, action="reconcile.run", entity="account", entity_id=str(r.account_id), at=now,
-           after={"period_start": r.period.start, "period_end": r.period.end, "tolerance": r.tolerance,
-                  "invoices": list(r.invoices), "billed_total": r.billed_total, "metered_total": r.metered_total,
+           after={"period": r.period.label, "first_day": r.period.start, "last_day": r.period.dates()[-1],
+                  "tolerance": exact(r.tolerance), "invoices": list(r.invoices), "billed_total": exact(r.billed_total),
+                  "metered_total": exact(r.metered_total),
                   "lines_checked": r.lines_checked, "discrepancies": len(r.discrepancies), "kinds": dict(kinds)},
            detail=summary_line(r))
 
