@@ -7,6 +7,7 @@ thread; anywhere else the answer is ephemeral and files go to the requester's DM
 from __future__ import annotations
 
 import logging
+import urllib.error
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,8 +77,18 @@ class Reply:
             kwargs["initial_comment"] = comment
         if alt_text:
             kwargs["alt_txt"] = alt_text[:1000]
-        result = self.client.files_upload_v2(**kwargs)
+        result = self._upload(kwargs)
         return str(result["file"]["id"]) if result.get("file") else ""
+
+    def _upload(self, kwargs: dict[str, Any]) -> Any:
+        """files_upload_v2, tried twice: its raw POST of the bytes bypasses slack_sdk's retry handlers."""
+        for attempt in (1, 2):
+            try:
+                return self.client.files_upload_v2(**kwargs)
+            except urllib.error.URLError as error:  # HTTPError included: the upload URL answered non-200
+                log.warning("upload of %s failed (attempt %d): %s", kwargs["filename"], attempt, error)
+        raise UpstreamUnavailable(f"Slack did not accept the upload of {kwargs['filename']}.",
+                                  hint="Try again in a moment.")
 
 
 def report_error(reply: Reply, error: BaseException) -> None:
