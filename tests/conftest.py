@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -62,21 +63,30 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def pg_schema() -> Iterator[str]:
+    with migrated_pg_schema("bb_test") as schema:
+        yield schema
+
+
+@contextmanager
+def migrated_pg_schema(prefix: str) -> Iterator[str]:
+    """A new, migrated PostgreSQL schema for this run, dropped afterwards (or the skip/fail that says why not)."""
     if _PG_ERROR is not None:
         if REQUIRE_PG:
             pytest.fail(f"PostgreSQL is required (BILLING_REQUIRE_POSTGRES=1) but not reachable: {_PG_ERROR}")
         pytest.skip(f"PostgreSQL not reachable at {PG_URL.split('@')[-1]}: these tests ran on SQLite only")
-    schema = f"bb_test_{uuid.uuid4().hex[:10]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     db = _pg_database(schema)
     upgrade(db)
     db.dispose()
-    yield schema
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield schema
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def _pg_database(schema: str) -> Database:

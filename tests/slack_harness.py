@@ -16,7 +16,6 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,10 +25,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from billing_core.db.engine import Database
-from billing_core.db.migrate import upgrade
 from billing_core.demo import seed_demo
 from bot.app import build_app
 from bot.config import Settings
@@ -38,7 +35,7 @@ from bot.sandbox import signing
 from bot.sandbox.fake_slack import FakeSlack
 from bot.sandbox.fake_state import Message
 from bot.web import wsgi_app
-from tests.conftest import PG_URL, _pg_database
+from tests.conftest import _pg_database, migrated_pg_schema
 
 SECRET = "harness-signing-secret"
 SEEDED_AT = datetime.now(UTC)
@@ -79,23 +76,9 @@ def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Pat
 
 @pytest.fixture(scope="session")
 def seeded_pg_schema() -> Iterator[str]:
-    from tests.conftest import _PG_ERROR, REQUIRE_PG
-
-    if _PG_ERROR is not None:
-        if REQUIRE_PG:
-            pytest.fail(f"PostgreSQL is required (BILLING_REQUIRE_POSTGRES=1) but not reachable: {_PG_ERROR}")
-        pytest.skip("PostgreSQL not reachable: these tests ran on SQLite only")
-    schema = f"bb_seeded_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db = _pg_database(schema)
-    upgrade(db)
-    _seed(db)
-    yield schema
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with migrated_pg_schema("bb_seeded") as schema:
+        _seed(_pg_database(schema))
+        yield schema
 
 
 def _seed(db: Database) -> None:
