@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +22,7 @@ from billing_core import cli
 from billing_core.db.engine import Database
 from billing_core.db.models import Invoice, UsageRecord
 from billing_core.db.queries import get_account
-from billing_core.db.sync_models import ProviderEndpoint, add_endpoint
+from billing_core.db.sync_models import ProviderEndpoint, add_endpoint, remove_endpoint
 from billing_core.errors import NotFound
 from billing_core.periods import custom_period
 from billing_core.results import InvoiceQuery
@@ -34,6 +35,7 @@ from bot.views.overview import overview_message
 from bot.views.usage import usage_message
 from tests import factories
 from tests.fake_provider import Behaviour, FakeProvider, hourly_usage, invoice, payment, refused_url
+from tests.slack_harness import BotHarness
 
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
 FAST = RetryPolicy(timeout=0.5, attempts=3, backoff=0.05, max_backoff=0.2)
@@ -247,3 +249,34 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after("3", now=NOW) == 3.0
     assert retry_after("Mon, 23 Nov 2026 12:30:05 GMT", now=NOW) == 5.0
     assert retry_after(None, now=NOW) == 1.0 and retry_after("soon", now=NOW) == 1.0
+
+
+def test_a_provider_slower_than_its_deadline_is_cut_off_and_the_others_finish(
+        db: Database, servers: ExitStack) -> None:
+    crawling = servers.enter_context(healthy("c", hours=60, page_size=5, delay=0.2))  # 12 pages of usage alone
+    quick = servers.enter_context(healthy("q"))
+    endpoints(db, {"Crawling": crawling.url, "Quick": quick.url})
+    statuses = by_provider(sync_all(db, NOW, options=replace(OPTIONS, deadline=1.0)))
+    assert statuses["Quick"].ok and statuses["Quick"].rows == 28
+    assert statuses["Crawling"].status == "failed"
+    assert statuses["Crawling"].reason == "gave up after 1 s (deadline)"
+
+
+def test_the_bot_says_which_provider_is_unreachable_in_usage_and_overview(bot: BotHarness) -> None:
+    """End to end on the demo ledger: an endpoint of acme-corp that cannot be reached shows in the answers."""
+    with bot.db.unit_of_work() as s:
+        acme = get_account(s, "acme-corp")
+        add_endpoint(s, provider="Offline Cloud", base_url=refused_url(), token_env=None, account=acme,
+                     now=bot.deps.clock())
+    try:
+        [status] = sync_all(bot.db, bot.deps.clock(), provider="Offline Cloud", options=OPTIONS)
+        assert status.status == "failed"
+        for command in ("usage month", "overview", "invoices"):
+            bot.command(command)
+            bot.settle()
+            shown = json.dumps(bot.fake.messages("C_FINANCE")[-1].blocks, ensure_ascii=False)
+            assert "provider Offline Cloud unreachable since" in shown, command
+            assert "figures may be incomplete" in shown
+    finally:  # the PostgreSQL demo schema is shared by the session's tests
+        with bot.db.unit_of_work() as s:
+            remove_endpoint(s, provider="Offline Cloud", account=get_account(s, "acme-corp"))
