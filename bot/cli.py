@@ -51,6 +51,17 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return run_sandbox(args.database_url, port=args.port)
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from bot.deps import wall_clock
+    from bot.jobs.scheduler import WorkerDeps, run_worker
+
+    settings = Settings.from_env()
+    if not settings.bot_token:
+        raise SystemExit("The worker posts alerts with SLACK_BOT_TOKEN (xoxb-…); it is not set.")
+    return run_worker(WorkerDeps.build(database(args), token=settings.bot_token, api_url=settings.api_url,
+                                       clock=wall_clock))
+
+
 def cmd_workspace(args: argparse.Namespace) -> int:
     tenancy = Tenancy(database(args))
     actor = f"cli:{os.environ.get('USER', 'operator')}"
@@ -81,6 +92,8 @@ def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
     web.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3001")))
     web.set_defaults(handler=cmd_web)
     sub.add_parser("socket", help="run the Slack app over Socket Mode (development)").set_defaults(handler=cmd_socket)
+    sub.add_parser("worker", help="run the alert scheduler (one leader; further workers stand by)").set_defaults(
+        handler=cmd_worker)
     sandbox = sub.add_parser("sandbox", help="the real bot against a local Slack in your browser (no Slack account)")
     sandbox.add_argument("--port", type=int, default=3000, help="where the local Slack listens (default 3000)")
     # SUPPRESS: without the option here, the global `billing-bot --database-url … sandbox` stays in effect.

@@ -21,6 +21,10 @@ class Action(StrEnum):
     USAGE_EXPORT = "usage_export"
     BUDGET_SET = "budget_set"
     BUDGET_DELETE = "budget_delete"
+    ALERT_ACK = "alert_ack"  # value = {"i": alert id}
+    ALERT_VIEW_INVOICE = "alert_view_invoice"
+    ALERT_PDF = "alert_pdf"  # the invoice PDF into the alert's thread
+    ALERT_MORE = "alert_more"  # overflow: snooze 1 day / 1 week, mute the rule here
 
 
 class View(StrEnum):

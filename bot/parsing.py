@@ -43,6 +43,7 @@ SUBCOMMANDS: dict[str, str] = {
     "access": "show, grant or revoke billing roles",
     "help": "this list, with examples",
     "reconcile": "provider invoices vs metered usage for a month, with a CSV (admin)",
+    "alerts": "alert rules, routes, quiet hours, undelivered alerts; `alerts test budget` (admin)",
 }
 ALIASES = {
     "home": "overview", "summary": "overview", "status": "overview", "inv": "invoices", "bills": "invoices",
@@ -74,7 +75,7 @@ GRANULARITIES = {"hourly": Granularity.HOUR, "daily": Granularity.DAY, "weekly":
 _DIMENSION = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _INVOICE_NUMBER = re.compile(r"^[A-Za-z]{2,5}-[A-Za-z0-9-]{1,30}$")
 _MENTION = re.compile(r"^<@([UW][A-Z0-9_]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9_]{2,})$")
-_CHANNEL = re.compile(r"^<#([CDG][A-Z0-9]+)(?:\|[^>]*)?>$|^([CDG][A-Z0-9_]{2,})$")
+_CHANNEL = re.compile(r"^<#([CDG][A-Z0-9_]+)(?:\|[^>]*)?>$|^([CDG][A-Z0-9_]{2,})$")
 
 
 @dataclass(frozen=True)

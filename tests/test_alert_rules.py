@@ -8,7 +8,8 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from billing_core.alerts import rules
-from billing_core.alerts.service import Alerts, Quiet, in_quiet_hours
+from billing_core.alerts.rules import Quiet, in_quiet_hours
+from billing_core.alerts.service import Alerts
 from billing_core.db.alert_models import Alert, AlertDelivery
 from billing_core.db.engine import Database
 from billing_core.db.ingest import ingest_usage, upsert_invoice, upsert_payment

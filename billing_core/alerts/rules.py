@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from billing_core.results import BudgetStatus, DailyCost, InvoiceStatus, InvoiceSummary, Projection
+from billing_core.results import AccountInfo, BudgetStatus, DailyCost, InvoiceStatus, InvoiceSummary, Projection
 
 RULES = ("overdue", "budget", "forecast", "anomaly", "digest")
 DEFAULT_REMINDERS = (3, 7, 14)  # days after the first overdue alert
@@ -62,6 +63,53 @@ class AlertInfo:
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     snoozed_until: datetime | None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    alert_id: int
+    rule: str
+    channel: str
+    error: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: str
+    channel: str
+
+
+@dataclass(frozen=True)
+class Quiet:
+    channel: str
+    start_hour: int
+    end_hour: int
+    timezone: str
+
+
+@dataclass(frozen=True)
+class AlertsStatus:
+    account: AccountInfo
+    routes: tuple[Route, ...]
+    default_channel: str | None  # the linked channel used when no route matches
+    quiet: tuple[Quiet, ...]
+    mutes: tuple[tuple[str, str], ...]  # (rule, channel)
+    dead: tuple[DeadLetter, ...]
+    pending: int
+    recent: tuple[AlertInfo, ...]
+
+
+def in_quiet_hours(q: Quiet, now: datetime) -> datetime | None:
+    """When quiet hours covering `now` end (a UTC instant), or None if `now` is not inside them."""
+    tz = ZoneInfo(q.timezone)
+    local = now.astimezone(tz)
+    h = local.hour
+    inside = q.start_hour <= h < q.end_hour if q.start_hour < q.end_hour else (h >= q.start_hour or h < q.end_hour)
+    if not inside or q.start_hour == q.end_hour:
+        return None
+    end_day = local.date() if h < q.end_hour else local.date() + timedelta(days=1)
+    return datetime(end_day.year, end_day.month, end_day.day, q.end_hour, tzinfo=tz).astimezone(now.tzinfo)
 
 
 # --- overdue invoices ------------------------------------------------------------------------------

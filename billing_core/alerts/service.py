@@ -11,6 +11,7 @@ Contract:
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -23,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing_core.alerts import rules
-from billing_core.alerts.rules import AlertInfo, Candidate
+from billing_core.alerts.rules import AlertInfo, AlertsStatus, Candidate, DeadLetter, Quiet, Route, in_quiet_hours
 from billing_core.db.alert_models import Alert, AlertDelivery, AlertMute, AlertRoute, QuietHours
 from billing_core.db.audit import jsonable, record
 from billing_core.db.engine import Database
@@ -56,53 +57,6 @@ class Delivery:
     channel: str
     attempts: int
     ambiguous: bool  # a previous attempt may have reached Slack: look before posting again
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    alert_id: int
-    rule: str
-    channel: str
-    error: str
-    attempts: int
-
-
-@dataclass(frozen=True)
-class Route:
-    kind: str
-    channel: str
-
-
-@dataclass(frozen=True)
-class Quiet:
-    channel: str
-    start_hour: int
-    end_hour: int
-    timezone: str
-
-
-@dataclass(frozen=True)
-class AlertsStatus:
-    account: AccountInfo
-    routes: tuple[Route, ...]
-    default_channel: str | None  # the linked channel used when no route matches
-    quiet: tuple[Quiet, ...]
-    mutes: tuple[tuple[str, str], ...]  # (rule, channel)
-    dead: tuple[DeadLetter, ...]
-    pending: int
-    recent: tuple[AlertInfo, ...]
-
-
-def in_quiet_hours(q: Quiet, now: datetime) -> datetime | None:
-    """When quiet hours covering `now` end (a UTC instant), or None if `now` is not inside them."""
-    tz = ZoneInfo(q.timezone)
-    local = now.astimezone(tz)
-    h = local.hour
-    inside = q.start_hour <= h < q.end_hour if q.start_hour < q.end_hour else (h >= q.start_hour or h < q.end_hour)
-    if not inside or q.start_hour == q.end_hour:
-        return None
-    end_day = local.date() if h < q.end_hour else local.date() + timedelta(days=1)
-    return datetime(end_day.year, end_day.month, end_day.day, q.end_hour, tzinfo=tz).astimezone(now.tzinfo)
 
 
 class Alerts:
@@ -211,8 +165,8 @@ class Alerts:
         return {subject for subject, *_ in rows}
 
     def _channel_for(self, s: Session, account_id: int, rule: str, payload: dict[str, Any]) -> str | None:
-        routes = {kind: channel for kind, channel in s.execute(select(AlertRoute.kind, AlertRoute.channel).where(
-            AlertRoute.account_id == account_id))}
+        routes: dict[str, str] = dict(s.execute(select(AlertRoute.kind, AlertRoute.channel).where(
+            AlertRoute.account_id == account_id)).all())
         if rule in routes:
             return routes[rule]
         budget_channel = payload.get("alert_channel")
@@ -222,6 +176,11 @@ class Alerts:
             return routes["*"]
         return s.scalar(select(ChannelLink.channel).where(ChannelLink.account_id == account_id)
                         .order_by(ChannelLink.linked_at, ChannelLink.channel).limit(1))
+
+    def route_for(self, account_id: int, rule: str) -> str | None:
+        """The channel an alert of `rule` for the account would be posted in (route, else linked channel)."""
+        with self.db.unit_of_work() as s:
+            return self._channel_for(s, account_id, rule, {})
 
     def _insert(self, s: Session, account: AccountInfo, c: Candidate, channel: str | None, now: datetime, *,
                 is_test: bool = False) -> int:
@@ -308,14 +267,14 @@ class Alerts:
             raise InvalidInput(f"There is no alert kind {rule[:20]!r}.", hint="test " + " · test ".join(rules.RULES))
         account = self.billing.account(account_id)
         candidate = self._test_candidate(account, rule, now)
-        candidate = replace(candidate, subject=f"{account.id}/{candidate.subject}", period=now.isoformat(),
+        # A nonce in the period: every test is an alert of its own, even two in the same instant.
+        period = f"test-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+        candidate = replace(candidate, subject=f"{account.id}/{candidate.subject}", period=period,
                             threshold=f"test:{candidate.threshold}", payload={**candidate.payload, "test": True})
         with self.db.unit_of_work() as s:
             alert_id = self._insert(s, account, candidate, channel, now, is_test=True)
             record(s, actor=actor, action="alert.test", entity="alert", entity_id=str(alert_id), at=now,
                    detail=f"{rule} → {channel}")
-        if not alert_id:
-            raise InvalidInput("A test alert was just sent; try again in a second.")
         return alert_id
 
     def _test_candidate(self, account: AccountInfo, rule: str, now: datetime) -> Candidate:
@@ -364,12 +323,14 @@ class Alerts:
 
     # --- the outbox --------------------------------------------------------------------------------
 
-    def claim_due(self, now: datetime, *, limit: int = 50) -> list[Delivery]:
+    def claim_due(self, now: datetime, *, limit: int = 50, alert_id: int | None = None) -> list[Delivery]:
         """Claim due deliveries (pending, or sending with an expired lease) for `LEASE`; oldest first."""
         with self.db.unit_of_work() as s:
-            rows = list(s.scalars(select(AlertDelivery).where(
-                AlertDelivery.state.in_(("pending", "sending")), AlertDelivery.next_attempt_at <= now)
-                .order_by(AlertDelivery.next_attempt_at, AlertDelivery.id).limit(limit)))
+            stmt = select(AlertDelivery).where(AlertDelivery.state.in_(("pending", "sending")),
+                                               AlertDelivery.next_attempt_at <= now)
+            if alert_id is not None:
+                stmt = stmt.where(AlertDelivery.alert_id == alert_id)
+            rows = list(s.scalars(stmt.order_by(AlertDelivery.next_attempt_at, AlertDelivery.id).limit(limit)))
             quiet = {q.channel: Quiet(q.channel, q.start_hour, q.end_hour, q.timezone)
                      for q in s.scalars(select(QuietHours).where(QuietHours.channel.in_({r.channel for r in rows})))}
             claimed = []

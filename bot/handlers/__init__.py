@@ -8,9 +8,10 @@ from bot.deps import Deps
 
 
 def register_all(app: App, deps: Deps) -> None:
-    from bot.handlers import actions, budgets, command, home
+    from bot.handlers import actions, alerts, budgets, command, home
 
     command.register(app, deps)
     actions.register(app, deps)
     budgets.register(app, deps)
     home.register(app, deps)
+    alerts.register(app, deps)

@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from bot.access import Who
 from bot.deps import Deps
-from bot.handlers import admin, budgets, ledger, reconcile
+from bot.handlers import admin, alerts, budgets, ledger, reconcile
 from bot.handlers.base import Ctx, after_ack
 from bot.ids import COMMAND
 from bot.parsing import parse_command
@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "access": admin.access,
     "help": admin.help_,
     "reconcile": reconcile.reconcile,
+    "alerts": alerts.alerts,
 }
 SLOW = {"overview", "usage", "forecast", "export"}
 

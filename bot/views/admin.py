@@ -16,7 +16,9 @@ def help_message() -> Message:
                       "Groups: by deployment · provider · resource · model · region. "
                       "In a channel linked to an account, answers are posted for everyone; "
                       "elsewhere only you see them."),
-              context("Admins: `/billing reconcile [2026-10]` checks provider invoices against metered usage.")]
+              context("Admins: `/billing reconcile [2026-10]` checks provider invoices against metered usage."),
+              context("Alerts: `/billing alerts` · `alerts route overdue #finance` · `alerts quiet 22-7` · "
+                      "`alerts test budget` (admins)")]
     return message("Billing bot commands: " + ", ".join(SUBCOMMANDS), blocks)
 
 

@@ -1,0 +1,156 @@
+"""`billing-bot worker`: the scheduler process — alert evaluation and delivery, with one leader at a time.
+
+Contract:
+- Every job is registered in `schedule(scheduler, deps)` with an explicit id, `replace_existing=True`,
+  `coalesce=True`, `max_instances=1` and a `misfire_grace_time`; each job computes from database state, so a
+  run missed during a deploy is caught up by the next one (nothing is kept in process memory).
+- Only the leader runs jobs. On PostgreSQL the leader holds `pg_try_advisory_lock(LOCK_KEY)` on a connection of
+  its own for as long as it leads; a second worker is a hot standby that retries every few seconds and takes
+  over when the leader's connection (and so its lock) goes away. On SQLite the lock is trivially granted: the
+  same code path, for the single worker SQLite supports.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy import Connection, text
+
+from billing_core.alerts.service import Alerts
+from billing_core.db.engine import Database
+from billing_core.service import Billing
+from bot.jobs.delivery import Deliverer, delivery_client
+
+log = logging.getLogger("billing_bot.worker")
+
+LOCK_KEY = 0x0B111_A1E27  # one advisory lock id for "the billing worker leader"
+STANDBY_RETRY_S = 5.0
+EVALUATE_EVERY_S = 300
+DELIVER_EVERY_S = 2
+LEADER_CHECK_EVERY_S = 15
+
+
+class Leadership:
+    """Who runs the jobs: the holder of a PostgreSQL advisory lock (always granted on SQLite)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: Connection | None = None
+
+    def try_acquire(self) -> bool:
+        if self.db.dialect != "postgresql":
+            return True
+        if self._conn is None:
+            self._conn = self.db.engine.connect()
+        won = bool(self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar())
+        self._conn.commit()  # the lock is session-level: it outlives this transaction, not the connection
+        if not won:
+            self.release()
+        return won
+
+    def still_leading(self) -> bool:
+        """False when the lock connection broke: the lock is gone and a standby may already lead."""
+        if self.db.dialect != "postgresql":
+            return True
+        if self._conn is None:
+            return False
+        try:
+            self._conn.execute(text("SELECT 1"))
+            self._conn.commit()
+            return True
+        except Exception:
+            log.exception("lost the leader connection")
+            return False
+
+    def wait(self, stop: threading.Event, *, retry_s: float = STANDBY_RETRY_S) -> bool:
+        """Block as a standby until leading (True) or until `stop` is set (False)."""
+        while not stop.is_set():
+            if self.try_acquire():
+                return True
+            log.info("another worker leads; standing by (retry in %.0f s)", retry_s)
+            stop.wait(retry_s)
+        return False
+
+    def release(self) -> None:
+        if self._conn is not None:
+            try:
+                # Invalidate, not close: a pooled connection would keep the session (and its lock) alive.
+                self._conn.invalidate()
+                self._conn.close()
+            finally:
+                self._conn = None
+
+
+@dataclass
+class WorkerDeps:
+    """What the jobs need: the database, the services, a Slack client without retry handlers, the clock."""
+
+    db: Database
+    alerts: Alerts
+    deliverer: Deliverer
+    leadership: Leadership
+    clock: Callable[[], datetime]
+
+    @classmethod
+    def build(cls, db: Database, *, token: str | None, api_url: str, clock: Callable[[], datetime]) -> WorkerDeps:
+        billing = Billing(db)
+        alerts = Alerts(db, billing)
+        deliverer = Deliverer(alerts, billing, delivery_client(token, api_url), clock=clock)
+        return cls(db, alerts, deliverer, Leadership(db), clock)
+
+
+def evaluate_alerts(deps: WorkerDeps) -> None:
+    report = deps.alerts.evaluate(deps.clock())
+    if report.created or report.resolved:
+        log.info("alerts: %s created, %s resolved over %s accounts", report.created, report.resolved, report.accounts)
+
+
+def deliver_alerts(deps: WorkerDeps) -> None:
+    tally = deps.deliverer.run_once()
+    if tally.sent or tally.found or tally.retried or tally.dead:
+        log.info("delivery: %s", tally)
+
+
+def check_leadership(deps: WorkerDeps, scheduler: BaseScheduler) -> None:
+    if not deps.leadership.still_leading():
+        log.error("leadership lost: stopping so a standby takes over and this process restarts as one")
+        scheduler.shutdown(wait=False)
+
+
+def schedule(scheduler: BaseScheduler, deps: WorkerDeps) -> None:
+    """Every job of the worker, in one place."""
+    common: dict[str, Any] = {"replace_existing": True, "coalesce": True, "max_instances": 1}
+    scheduler.add_job(evaluate_alerts, "interval", seconds=EVALUATE_EVERY_S, id="alerts.evaluate", args=[deps],
+                      next_run_time=deps.clock(), misfire_grace_time=EVALUATE_EVERY_S, **common)
+    scheduler.add_job(deliver_alerts, "interval", seconds=DELIVER_EVERY_S, id="alerts.deliver", args=[deps],
+                      misfire_grace_time=30, **common)
+    scheduler.add_job(check_leadership, "interval", seconds=LEADER_CHECK_EVERY_S, id="worker.leadership",
+                      args=[deps, scheduler], misfire_grace_time=LEADER_CHECK_EVERY_S, **common)
+
+
+def run_worker(deps: WorkerDeps, *, stop: threading.Event | None = None) -> int:
+    """Stand by until leading, then run the scheduler until it stops; returns the process exit code."""
+    stop = stop or threading.Event()
+    if not deps.leadership.wait(stop):
+        return 0
+    log.info("leading: running the alert jobs")
+    scheduler = BlockingScheduler(timezone="UTC")
+    schedule(scheduler, deps)
+    started = time.monotonic()
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        stop.set()
+    finally:
+        deps.leadership.release()
+    log.info("worker stopped after %.0f s", time.monotonic() - started)
+    # Stopped without being asked means leadership was lost: a non-zero exit makes the platform restart us.
+    return 0 if stop.is_set() else 1

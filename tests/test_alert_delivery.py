@@ -1,0 +1,195 @@
+"""Alert delivery against the local fake Slack: exactly once through 429s, 5xx, dropped connections and crashes."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from apscheduler.schedulers.blocking import BlockingScheduler
+from slack_sdk import WebClient
+
+from billing_core.alerts.service import LEASE, Alerts
+from billing_core.db.engine import Database
+from billing_core.db.ingest import upsert_invoice, upsert_payment
+from billing_core.db.models import ChannelLink
+from billing_core.records import PaymentIn
+from billing_core.results import PaymentMethod, PaymentStatus
+from billing_core.service import Billing
+from bot.jobs.delivery import EVENT_TYPE, Deliverer, delivery_client
+from bot.jobs.scheduler import Leadership, WorkerDeps, schedule
+from bot.sandbox.fake_slack import FakeSlack
+from tests import factories as f
+
+EVALUATED = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)  # a Tuesday: overdue alerts only, no weekly digest
+
+
+def wall() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as server:
+        yield server
+
+
+def seed(db: Database, *, invoices: int = 1, channel: str = "C_FINANCE") -> int:
+    with db.unit_of_work() as s:
+        acct = f.account(s, "acme", tz="Europe/Berlin")
+        s.add(ChannelLink(workspace="T1", channel=channel, account_id=acct.id, linked_by="U1", linked_at=f.T0))
+        for i in range(invoices):
+            upsert_invoice(s, f.invoice(acct, f"o{i}", issue=date(2026, 11, 1), due=date(2026, 11, 10)), now=f.T0)
+        return acct.id
+
+
+def deliverer(db: Database, fake: FakeSlack, *, clock: object = wall, client: WebClient | None = None) -> Deliverer:
+    return Deliverer(Alerts(db), Billing(db), client or delivery_client("xoxb-test", fake.url), clock=clock,  # type: ignore[arg-type]
+                     rng=lambda: 0.0, with_charts=False)
+
+
+def alert_ids_posted(fake: FakeSlack, channel: str) -> Counter[int]:
+    found: Counter[int] = Counter()
+    for msg in fake.messages(channel):
+        if msg.metadata and msg.metadata.get("event_type") == EVENT_TYPE:
+            found[msg.metadata["event_payload"]["alert_id"]] += 1
+    return found
+
+
+def test_an_alert_is_posted_once_with_its_metadata_and_its_ts_recorded(db: Database, fake: FakeSlack) -> None:
+    seed(db)
+    alerts = Alerts(db)
+    alerts.evaluate(EVALUATED)
+    sender = deliverer(db, fake)
+    assert sender.drain(timeout_s=10).sent == 1
+    assert sender.drain(timeout_s=1).sent == 0
+    alerts.evaluate(EVALUATED)  # evaluating again queues nothing new
+    assert sender.drain(timeout_s=1).sent == 0
+    [msg] = fake.messages("C_FINANCE")
+    assert "INV-" in msg.text and "overdue" in msg.text
+    alert_id = msg.metadata["event_payload"]["alert_id"] if msg.metadata else None
+    assert alert_id is not None and alerts.alert(alert_id).message_ts == msg.ts
+
+
+def test_rate_limits_server_errors_and_dropped_connections_end_in_one_message(db: Database, fake: FakeSlack) -> None:
+    seed(db)
+    Alerts(db).evaluate(EVALUATED)
+    fake.fail_next("chat.postMessage", status=429, retry_after=1)
+    fake.fail_next("chat.postMessage", status=503)
+    fake.fail_next("chat.postMessage", drop=True)
+    tally = deliverer(db, fake).drain(timeout_s=20)
+    assert (tally.sent, tally.retried, tally.dead) == (1, 3, 0)
+    assert list(alert_ids_posted(fake, "C_FINANCE").values()) == [1]
+    statuses = [c.status for c in fake.calls("chat.postMessage")]
+    assert statuses == [429, 503, 0, 200]
+    assert fake.calls("conversations.history"), "an ambiguous failure is checked in the history before re-sending"
+
+
+def test_a_crash_between_posting_and_recording_does_not_post_twice(db: Database, fake: FakeSlack) -> None:
+    seed(db)
+    alerts = Alerts(db)
+    alerts.evaluate(EVALUATED)
+    crashed = deliverer(db, fake)
+    [job] = alerts.claim_due(wall())
+    posted = crashed.client.chat_postMessage(**crashed.message_for(job))  # …and the worker dies right here
+    later = deliverer(db, fake, clock=lambda: wall() + LEASE + timedelta(seconds=1))
+    tally = later.drain(timeout_s=10)
+    assert (tally.found, tally.sent) == (1, 0)
+    assert len(fake.messages("C_FINANCE")) == 1
+    assert alerts.alert(job.alert.id).message_ts == posted["ts"]
+
+
+def test_a_channel_without_the_bot_is_dead_lettered_with_a_hint(db: Database, fake: FakeSlack) -> None:
+    account_id = seed(db)
+    alerts = Alerts(db)
+    alerts.set_route(account_id, "overdue", "C_NOTIN", actor="test", now=f.T0)
+    alerts.evaluate(EVALUATED)
+    tally = deliverer(db, fake).drain(timeout_s=5)
+    assert (tally.sent, tally.dead) == (0, 1)
+    [dead] = alerts.status(account_id).dead
+    assert dead.channel == "C_NOTIN" and "not_in_channel" in dead.error and "invite" in dead.error
+    assert len(fake.calls("chat.postMessage")) == 1  # a permanent error is not retried
+
+
+def test_at_most_one_message_per_second_per_channel(db: Database, fake: FakeSlack) -> None:
+    seed(db, invoices=3)
+    Alerts(db).evaluate(EVALUATED)
+    fake.rate_limit_per_channel = 1.0
+    tally = deliverer(db, fake).drain(timeout_s=20)
+    calls = fake.calls("chat.postMessage")
+    assert tally.sent == 3 and [c.status for c in calls] == [200, 200, 200]  # never throttled by Slack
+    gaps = [b.at - a.at for a, b in itertools.pairwise(calls)]
+    assert all(gap >= 0.9 for gap in gaps)
+
+
+def test_a_paid_invoice_gets_a_resolved_reply_in_the_alerts_thread(db: Database, fake: FakeSlack) -> None:
+    account_id = seed(db)
+    alerts = Alerts(db)
+    alerts.evaluate(EVALUATED)
+    sender = deliverer(db, fake)
+    sender.drain(timeout_s=10)
+    [msg] = fake.messages("C_FINANCE")
+    number = msg.text.split("invoice ")[1].split(" ")[0]
+    with db.unit_of_work() as s:
+        upsert_payment(s, PaymentIn(account_id, "test", "p1", Decimal("100.00"), "USD", PaymentStatus.CONFIRMED,
+                                    PaymentMethod.BANK, datetime(2026, 11, 18, 8, tzinfo=UTC),
+                                    invoice_number=number), now=f.T0)
+    assert alerts.evaluate(datetime(2026, 11, 18, 9, tzinfo=UTC)).resolved == 1
+    sender.drain(timeout_s=10)
+    replies = [m.text for m in fake.replies("C_FINANCE", msg.ts) if m.ts != msg.ts]
+    assert len(replies) == 1 and replies[0].startswith(f"Resolved — {number} was paid on")
+
+
+def test_two_workers_under_chaos_deliver_every_alert_exactly_once(db: Database, fake: FakeSlack) -> None:
+    seed(db, invoices=8)
+    Alerts(db).evaluate(EVALUATED)
+    fake.chaos(0.3, seed=7)
+    workers = [deliverer(db, fake) for _ in range(2)]
+    threads = [threading.Thread(target=w.drain, kwargs={"timeout_s": 60}) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    fake.chaos(0)
+    posted = alert_ids_posted(fake, "C_FINANCE")
+    assert len(posted) == 8 and set(posted.values()) == {1}
+    assert Alerts(db).pending_count() == 0
+    assert any(c.status != 200 for c in fake.calls()), "the fake really injected failures"
+
+
+# --- the worker ---------------------------------------------------------------------------------------------
+
+
+def worker_deps(db: Database, fake: FakeSlack) -> WorkerDeps:
+    return WorkerDeps.build(db, token="xoxb-test", api_url=fake.url, clock=wall)
+
+
+def test_one_leader_at_a_time_and_a_standby_takes_over(db: Database, fake: FakeSlack) -> None:
+    first, second = Leadership(db), Leadership(db)
+    assert first.try_acquire() and first.still_leading()
+    if db.dialect == "postgresql":
+        assert not second.try_acquire(), "a second worker must stand by, not send"
+        first.release()
+        assert second.try_acquire()
+    else:
+        assert second.try_acquire()  # SQLite: the same code path, for its single worker
+    second.release()
+    first.release()
+
+
+def test_the_jobs_are_registered_once_with_ids_and_catch_up_from_the_database(db: Database, fake: FakeSlack) -> None:
+    seed(db)
+    deps = worker_deps(db, fake)
+    scheduler = BlockingScheduler(timezone="UTC")
+    schedule(scheduler, deps)
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {"alerts.evaluate", "alerts.deliver", "worker.leadership"}
+    assert all(j.coalesce and j.max_instances == 1 and j.misfire_grace_time for j in jobs.values())
+    jobs["alerts.evaluate"].func(*jobs["alerts.evaluate"].args)  # a run today catches up what was missed
+    jobs["alerts.deliver"].func(*jobs["alerts.deliver"].args)
+    assert any("INV-" in m.text for m in fake.messages("C_FINANCE"))
+    assert deps.alerts.pending_count() == 0
