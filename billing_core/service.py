@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing_core import projections
-from billing_core import reconcile as reconciliation
 from billing_core.db import queries, sync_models
 from billing_core.db.audit import record
 from billing_core.db.engine import Database
@@ -32,6 +31,8 @@ from billing_core.periods import (
     month_period,
     year_period,
 )
+from billing_core.reconcile import reconcile as run_reconciliation
+from billing_core.reconciliation import Reconciliation
 from billing_core.results import (
     AccountInfo,
     AccountOverview,
@@ -181,9 +182,9 @@ class Billing:
             return sync_models.outages(s, queries.get_account(s, ref).id)
 
     def reconcile(self, ref: str | int, period: Period | None, *, actor: str,
-                  now: datetime) -> reconciliation.Reconciliation:
+                  now: datetime) -> Reconciliation:
         """Provider invoices vs metered usage for `period` (default: the last complete month); audited."""
-        return reconciliation.reconcile(self.db, ref, period, actor=actor, now=now)
+        return run_reconciliation(self.db, ref, period, actor=actor, now=now)
 
     # --- budgets ---
 

@@ -22,7 +22,8 @@ from billing_core.db.engine import Database
 from billing_core.db.ingest import ingest_usage, upsert_invoice
 from billing_core.db.models import Account, AuditEntry, Provider
 from billing_core.periods import month_period
-from billing_core.reconcile import ALL_PROVIDERS, Kind, discrepancies_csv, reconcile
+from billing_core.reconcile import reconcile
+from billing_core.reconciliation import ALL_PROVIDERS, Amounts, Kind, compare, discrepancies_csv
 from billing_core.records import InvoiceIn, LineIn, UsageIn
 from billing_core.results import InvoiceStatus
 from billing_core.service import Billing
@@ -185,3 +186,13 @@ def test_slack_reconcile_is_for_billing_admins_only(bot: BotHarness) -> None:
     bot.command("reconcile sometime", user="U_ADMIN", channel="C_GENERAL")
     bot.settle()
     assert "reconcile 2026-10" in bot.last_text(channel="C_GENERAL")
+
+
+def test_compare_rules_without_a_database() -> None:
+    usd = {"tolerance": Decimal("0.005"), "currency": "USD"}
+    same_cent = compare({("P", "cpu"): Amounts(Decimal(1), "u", Decimal("0.004"))}, {}, **usd)
+    assert same_cent == []  # less than half a cent apart: equal once rounded to the currency
+    mixed = compare({("P", "cpu"): Amounts(None, None, Decimal("12"))},
+                    {("P", "cpu"): Amounts(Decimal(5), "h", Decimal("10"))}, **usd)
+    assert [d.kind for d in mixed] == [Kind.EXTRA_CHARGE]  # units differ: only the money can be compared
+    assert mixed[0].difference_pct == Decimal("20.00")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from billing_core.errors import InvalidInput
-from billing_core.reconcile import discrepancies_csv
+from billing_core.reconciliation import discrepancies_csv
 from bot.handlers.base import Ctx, reader_for
 from bot.parsing import parse_period
 from bot.views.reconcile import reconcile_message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from billing_core.reconcile import Discrepancy, Kind, Reconciliation
+from billing_core.reconciliation import Discrepancy, Kind, Reconciliation
 from billing_core.sync_status import ProviderOutage
 from bot.views.common import Block as BlockDict
 from bot.views.common import Message, Reader, context, escape, fields, header, message, section, staleness_blocks
