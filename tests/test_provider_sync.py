@@ -7,14 +7,16 @@ and stores nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -27,7 +29,7 @@ from billing_core.errors import NotFound
 from billing_core.periods import custom_period
 from billing_core.results import InvoiceQuery
 from billing_core.service import Billing
-from billing_core.sources.provider_api import RetryPolicy, retry_after
+from billing_core.sources.provider_api import ProviderClient, ProviderError, RetryPolicy, retry_after
 from billing_core.sources.sync import ProviderSyncStatus, SyncOptions, sync_all
 from bot.views.common import Reader
 from bot.views.invoices import invoices_message
@@ -280,3 +282,30 @@ def test_the_bot_says_which_provider_is_unreachable_in_usage_and_overview(bot: B
     finally:  # the PostgreSQL demo schema is shared by the session's tests
         with bot.db.unit_of_work() as s:
             remove_endpoint(s, provider="Offline Cloud", account=get_account(s, "acme-corp"))
+
+
+def client_against(handler: Callable[[httpx.Request], httpx.Response]) -> Callable[..., object]:
+    """Run one ProviderClient call against an in-process transport (protocol edge cases, no server needed)."""
+    def call(method: str, **kwargs: object) -> object:
+        async def go() -> object:
+            async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+                client = ProviderClient(http, "http://provider.test", "t", policy=FAST)
+                return await getattr(client, method)(**kwargs)
+        return asyncio.run(go())
+    return call
+
+
+def test_protocol_edge_cases_fail_with_a_reason_instead_of_looping_or_waiting() -> None:
+    looping = client_against(lambda r: httpx.Response(200, json={"data": [], "next_cursor": "same"}))
+    with pytest.raises(ProviderError, match="repeats itself"):
+        looping("payments")
+    patient = client_against(lambda r: httpx.Response(429, headers={"Retry-After": "3600"}))
+    with pytest.raises(ProviderError, match=r"rate limited \(HTTP 429, Retry-After 3600 s\)"):
+        patient("payments")
+    html = client_against(lambda r: httpx.Response(200, text="<html>maintenance</html>"))
+    with pytest.raises(ProviderError, match="not JSON"):
+        html("payments")
+    seen: list[str] = []
+    odd_id = client_against(lambda r: (seen.append(r.url.raw_path.decode()), httpx.Response(200, json={}))[1])
+    odd_id("invoice", invoice_id="in/../../admin?x=1")
+    assert seen == ["/api/v1/invoices/in%2F..%2F..%2Fadmin%3Fx%3D1"]

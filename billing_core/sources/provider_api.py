@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -118,7 +119,7 @@ class ProviderClient:
         return await self.collect("/invoices", {"status": status, "start": _iso(start), "end": _iso(end)})
 
     async def invoice(self, invoice_id: str) -> Json:
-        return _object(await self.get_json(f"/invoices/{invoice_id}", {}), f"invoice {invoice_id}")
+        return _object(await self.get_json(f"/invoices/{quote(invoice_id, safe='')}", {}), f"invoice {invoice_id}")
 
     async def usage(self, *, start: datetime, end: datetime, granularity: str = "hour") -> list[Json]:
         return await self.collect("/usage", {"start": _iso(start), "end": _iso(end), "granularity": granularity})
@@ -137,11 +138,13 @@ class ProviderClient:
             if not isinstance(data, list) or not all(isinstance(i, dict) for i in data):
                 raise ProviderError("bad_data", f"{path}: `data` must be a list of objects.")
             items.extend(data)
-            cursor = page.get("next_cursor")
+            previous, cursor = cursor, page.get("next_cursor")
             if cursor is None:
                 return items
             if not isinstance(cursor, str) or not cursor:
                 raise ProviderError("bad_data", f"{path}: `next_cursor` must be a non-empty string or null.")
+            if cursor == previous:
+                raise ProviderError("bad_data", f"{path}: `next_cursor` repeats itself; the list would never end.")
         raise ProviderError("bad_data", f"{path}: more than {MAX_PAGES} pages; the cursor never ends.")
 
     async def get_json(self, path: str, params: Mapping[str, str]) -> Any:
@@ -180,6 +183,7 @@ class ProviderClient:
         if code in (401, 403):
             raise ProviderError("auth", f"the API token was refused (HTTP {code})")
         if code == 429:
+            # The wall clock, not the sync's `now`: an HTTP-date Retry-After is about the real present.
             wait = retry_after(response.headers.get("Retry-After"), now=datetime.now(UTC))
             if last or wait > self._policy.max_retry_after:
                 raise ProviderError("rate_limited", f"rate limited (HTTP 429, Retry-After {wait:g} s)")
