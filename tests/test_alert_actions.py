@@ -148,3 +148,11 @@ def test_quiet_hours_are_set_and_listed(bot: BotHarness) -> None:
     bot.command("alerts quiet off")
     bot.settle()
     assert "No quiet hours" in bot.last_text()
+
+
+def test_a_forecast_alert_carries_its_chart_in_the_thread(bot: BotHarness) -> None:
+    msg, _ = post_test_alert(bot, "forecast")
+    assert msg.text.startswith("[TEST] acme-corp: ") and "heading for" in msg.text
+    files = [f for f in bot.fake.files() if f.channel == "C_FINANCE" and f.thread_ts == msg.ts]
+    assert [f.filename for f in files] == ["forecast.png"] and files[0].content is not None
+    assert files[0].content.startswith(b"\x89PNG")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from freezegun import freeze_time
 from sqlalchemy import func, select
 
 from billing_core.alerts import rules
@@ -25,6 +26,8 @@ from billing_core.results import (
     Trend,
 )
 from billing_core.service import Billing, BudgetSpec
+from bot.deps import wall_clock
+from bot.jobs.scheduler import WorkerDeps, evaluate_alerts
 from tests import factories as f
 
 # --- pure rules -------------------------------------------------------------------------------------
@@ -225,3 +228,46 @@ def test_routes_send_a_kind_to_its_channel(db: Database) -> None:
     assert [a.channel for a in _alerts(db, "overdue")] == ["C_AR"]
     status = alerts.status(account_id)
     assert status.default_channel == "C_FIN" and status.routes[0].channel == "C_AR" and status.pending == 1
+
+
+def test_walking_a_month_with_freezegun_across_dst_and_a_month_end_in_two_zones(db: Database) -> None:
+    """The worker's job at 04:30 UTC every day: in New York that is 00:30 before DST ends (1 Nov) and 23:30
+    of the previous day after it, so the local day — and every alert — shifts by one against UTC."""
+    ny = _setup(db, "America/New_York", "gotham", "C_NY")
+    berlin = _setup(db, "Europe/Berlin", "spree", "C_BER")
+    with db.unit_of_work() as s:
+        for account_id, ext in ((ny, "ny"), (berlin, "ber")):
+            acct = s.get(Account, account_id)
+            assert acct is not None
+            upsert_invoice(s, f.invoice(acct, f"{ext}-oct", issue=date(2026, 10, 17), due=date(2026, 10, 31)),
+                           now=f.T0)
+    # 600 of a 1000 budget late in October, and again on 2 November: each reported once it happened.
+    usage = [(datetime(2026, 10, 30, 12, tzinfo=UTC), "u1"), (datetime(2026, 11, 2, 12, tzinfo=UTC), "u2")]
+    for account_id in (ny, berlin):
+        Billing(db).set_budget(account_id, BudgetSpec("monthly", Decimal(1000)), actor="test", now=f.T0)
+    deps = WorkerDeps.build(db, token="xoxb-test", api_url="http://127.0.0.1:9/", clock=wall_clock)
+    fired: dict[tuple[str, str], list[date]] = {}
+    for day in range(28):
+        moment = datetime(2026, 10, 25, 4, 30, tzinfo=UTC) + timedelta(days=day)
+        before = {a.id for a in _alerts(db)}
+        for start, ext in [u for u in usage if u[0] <= moment]:
+            usage.remove((start, ext))
+            with db.unit_of_work() as s:
+                ingest_usage(s, [f.usage(acct, start, "600", ext=f"{acct.id}-{ext}")
+                                 for acct in (s.get(Account, ny), s.get(Account, berlin)) if acct is not None])
+        with freeze_time(moment):
+            evaluate_alerts(deps)
+            evaluate_alerts(deps)  # a second run (or a second worker) at the same moment adds nothing
+        for alert in _alerts(db):
+            if alert.id not in before and alert.rule in ("overdue", "budget"):
+                fired.setdefault((alert.channel or "", alert.rule), []).append(moment.date())
+    # New York: local 1 Nov is still 1 Nov at 04:30 UTC (EDT), but local 4, 8 and 15 Nov come a UTC day later.
+    assert fired[("C_NY", "overdue")][:4] == [date(2026, 11, 1), date(2026, 11, 5), date(2026, 11, 9),
+                                               date(2026, 11, 16)]
+    assert fired[("C_BER", "overdue")][:4] == [date(2026, 11, 1), date(2026, 11, 4), date(2026, 11, 8),
+                                                date(2026, 11, 15)]
+    # Budgets: 50 % in October; then the local month ends and November's 50 % fires once, on its own key.
+    assert fired[("C_NY", "budget")] == fired[("C_BER", "budget")] == [date(2026, 10, 31), date(2026, 11, 3)]
+    with db.unit_of_work() as s:
+        periods = s.scalars(select(Alert.period).where(Alert.rule == "budget").order_by(Alert.id))
+        assert sorted(set(periods)) == ["2026-10-01", "2026-11-01"]
