@@ -4,9 +4,10 @@ The contract, as `billing-bot import focus` applies it:
 
 - **Cost.** `BilledCost` (what the invoice charges) drives `cost` by default; `--cost effective|list|
   contracted` picks `EffectiveCost`, `ListCost` or `ContractedCost` instead. Every other cost column
-  the file has is kept as a dimension (`billed_cost`, `effective_cost`, `list_cost`, `contracted_cost`),
-  so under a commitment (BilledCost 0, EffectiveCost > 0) both figures survive. Amounts are exact
-  decimals; a value with more than 6 decimals is rounded half-even to the ledger's micro-units.
+  the file has is kept, as written, as a dimension (`billed_cost`, `effective_cost`, `list_cost`,
+  `contracted_cost`), so under a commitment (BilledCost 0, EffectiveCost > 0) both figures survive.
+  Amounts are exact decimals; a cost or quantity with more than 6 decimals is rounded half-even to the
+  ledger's micro-units.
 - **When.** `ChargePeriodStart`/`ChargePeriodEnd` are the record's period; the whole cost lands on the
   account's local day (and UTC hour) of the start. ISO 8601 (`Z`, offsets, naive = UTC, date only) and
   the US `M/D/YY` / `M/D/YYYY` form of the spec's SaaS examples are read; anything else is rejected.
@@ -15,21 +16,21 @@ The contract, as `billing-bot import focus` applies it:
 - **Who.** provider = `ServiceProviderName` (FOCUS 1.1+), else `ProviderName` (1.0), else
   `HostProviderName`, else `InvoiceIssuerName`, else the importer's default; deployment = the sub-account
   (`SubAccountName`, else `SubAccountId`). The caller's `Resolver` turns those names into ids.
-- **Dimensions** (for `/billing usage … by <key>`): service, service_category, charge_category,
-  charge_class (`Correction` rows are imported as the adjustments they are, on the charge period they
-  correct), region, sub_account_id, resource_id, resource_name, sku_id, pricing_category,
-  commitment_discount_status, billing_account, billing_period, the other cost columns, and the JSON
-  columns flattened: `SkuPriceDetails` → `sku.<Key>`, `Tags` → `tag.<key>`.
-- **Identity** (idempotent re-import, corrections replace). external_id = account id + a BLAKE2b digest of
-  the row's identity — BillingAccountId, BillingPeriodStart, ChargePeriodStart/End, ChargeCategory,
-  ChargeClass, ChargeFrequency, ChargeDescription, provider, SubAccountId, ResourceId, ServiceName,
-  SkuId, SkuPriceId, SkuMeter, PricingCategory, PricingUnit, RegionId, AvailabilityZone,
-  CommitmentDiscountId, CommitmentDiscountStatus, CapacityReservationId, Tags — i.e. everything but the
-  measures (costs, prices, quantities). Importing a file twice changes nothing; a restated file whose
-  rows keep their identity but change their amounts *updates* those rows; a row whose identity appears
-  again in the same file gets `:2`, `:3`… in file order (so true duplicates are kept, not merged).
-  Rows missing from a restated file are not deleted (FOCUS restates with `ChargeClass=Correction`
-  rows, which add up).
+- **Dimensions** (for `/billing usage … by <key>`; the service itself is the meter): service_category,
+  charge_category, charge_class (`Correction` rows are imported as the adjustments they are, on the
+  charge period they correct), region, sub_account_id, resource_id, resource_name, sku_id,
+  pricing_category, commitment_discount_status, billing_account, billing_period, the other cost
+  columns, and the JSON columns flattened: `SkuPriceDetails` → `sku.<Key>`, `Tags` → `tag.<key>`.
+- **Identity** (idempotent re-import, corrections replace). external_id = account id + a BLAKE2b digest
+  of the row's identity — BillingAccountId, BillingPeriodStart, ChargePeriodStart/End, ChargeCategory,
+  ChargeClass, ChargeFrequency, ChargeDescription, SubAccountId, ResourceId, ServiceName, SkuId,
+  SkuPriceId, SkuMeter, PricingCategory, PricingUnit, RegionId, AvailabilityZone, CommitmentDiscountId,
+  CommitmentDiscountStatus, CapacityReservationId, Tags (cells as written) and the provider — i.e.
+  everything but the measures (costs, prices, quantities). Importing a file twice changes nothing; a
+  restated file whose rows keep their identity but change their amounts *updates* those rows; a row
+  whose identity appears again in the same file gets `:2`, `:3`… in file order (so true duplicates are
+  kept, not merged). Rows missing from a restated file are not deleted (FOCUS restates with
+  `ChargeClass=Correction` rows, which add up).
 - **Rejections** name the file line (1 = header) and the column; good rows are never lost because of a
   bad one. A file without a required column (ChargePeriodStart, ChargePeriodEnd, ChargeCategory, the
   cost column) is rejected as a whole, on line 1.
@@ -63,7 +64,7 @@ IDENTITY = ("BillingAccountId", "BillingPeriodStart", "ChargePeriodStart", "Char
             "CommitmentDiscountId", "CommitmentDiscountStatus", "CapacityReservationId", "Tags")
 # (dimension key, columns tried in order): plain text columns kept as they are.
 _TEXT_DIMENSIONS = (
-    ("service", ("ServiceName",)), ("service_category", ("ServiceCategory",)),
+    ("service_category", ("ServiceCategory",)),
     ("charge_category", ("ChargeCategory",)), ("charge_class", ("ChargeClass",)),
     ("region", ("RegionName", "RegionId")), ("sub_account_id", ("SubAccountId",)),
     ("resource_id", ("ResourceId",)), ("resource_name", ("ResourceName",)), ("sku_id", ("SkuId",)),
@@ -71,6 +72,7 @@ _TEXT_DIMENSIONS = (
     ("billing_account", ("BillingAccountId",)),
 )
 _NULLS = frozenset({"", "null", "NULL", "Null"})
+_ZERO = Decimal(0)
 _MAX_KEY, _MAX_VALUE, _MAX_METER, _MAX_UNIT = 64, 200, 64, 32  # the ledger's column widths
 
 #: (provider name, sub-account id, sub-account name) → (provider id, deployment id); supplied by the caller.
@@ -186,35 +188,36 @@ class _RowParser:
                           if (i := at(name)) is not None]
         self.instants = _InstantCache()
         self.occurrences = _Occurrences()
+        self._json: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         self.prefix = f"{options.account_id}:"
 
     def parse(self, row: list[str]) -> UsageIn:
-        start = self.instants.parse(row[self.start_at], "ChargePeriodStart")
-        end = self.instants.parse(row[self.end_at], "ChargePeriodEnd")
+        cells = ["" if (c := raw.strip()) in _NULLS else c for raw in row]
+        known = self.instants.known
+        start = known.get(cells[self.start_at]) or self.instants.parse(cells[self.start_at], "ChargePeriodStart")
+        end = known.get(cells[self.end_at]) or self.instants.parse(cells[self.end_at], "ChargePeriodEnd")
         if end < start:
-            raise _RowError("ChargePeriodEnd",
-                            f"{row[self.end_at]!r} is before ChargePeriodStart {row[self.start_at]!r}")
-        cost = _amount(row[self.cost_at], self.cost_name)
-        if self.currency_at is not None:
-            self._check_currency(row[self.currency_at])
-        dims = self._dimensions(row)
-        quantity, unit = Decimal(0), ""
-        if self.qty_at is not None and _value(row[self.qty_at]):
-            quantity = _amount(row[self.qty_at], "ConsumedQuantity")
-            unit = _value(row[self.unit_at])[:_MAX_UNIT] if self.unit_at is not None else ""
-        provider = _first(row, self.provider_at) or self.options.default_provider
-        sub_id = _value(row[self.sub_id_at]) if self.sub_id_at is not None else ""
-        sub_name = _value(row[self.sub_name_at]) if self.sub_name_at is not None else ""
+            raise _RowError("ChargePeriodEnd", f"{cells[self.end_at]!r} is before ChargePeriodStart "
+                                               f"{cells[self.start_at]!r}")
+        cost = _amount(cells[self.cost_at], self.cost_name)
+        if self.currency_at is not None and cells[self.currency_at] != self.currency:
+            self._check_currency(cells[self.currency_at])
+        quantity, unit = _ZERO, ""
+        if self.qty_at is not None and cells[self.qty_at]:
+            quantity = _amount(cells[self.qty_at], "ConsumedQuantity")
+            unit = cells[self.unit_at][:_MAX_UNIT] if self.unit_at is not None else ""
+        provider = _first(cells, self.provider_at) or self.options.default_provider
+        sub_id = cells[self.sub_id_at] if self.sub_id_at is not None else ""
+        sub_name = cells[self.sub_name_at] if self.sub_name_at is not None else ""
         provider_id, deployment_id = self.resolve(provider, sub_id or None, sub_name or None)
         return UsageIn(
-            account_id=self.options.account_id, meter=(_first(row, self.meter_at) or "other")[:_MAX_METER],
+            account_id=self.options.account_id, meter=(_first(cells, self.meter_at) or "other")[:_MAX_METER],
             quantity=quantity, unit=unit, cost=cost, currency=self.currency, period_start=start, period_end=end,
-            source=self.options.source, external_id=self._external_id(row, provider, start, end),
-            deployment_id=deployment_id, provider_id=provider_id, dimensions=dims,
+            source=self.options.source, external_id=self._external_id(cells, provider),
+            deployment_id=deployment_id, provider_id=provider_id, dimensions=self._dimensions(cells),
         )
 
-    def _check_currency(self, text: str) -> None:
-        code = _value(text)
+    def _check_currency(self, code: str) -> None:
         if not code or code.upper() == self.currency:
             return
         try:
@@ -223,48 +226,56 @@ class _RowParser:
             raise _RowError("BillingCurrency", f"unknown currency {code!r}") from None
         raise _RowError("BillingCurrency", f"billed in {code.upper()}, but the account bills in {self.currency}")
 
-    def _dimensions(self, row: list[str]) -> dict[str, str]:
+    def _dimensions(self, cells: list[str]) -> dict[str, str]:
         dims: dict[str, str] = {}
         for key, positions in self.text_dims:
-            value = _first(row, positions)
+            value = _first(cells, positions)
             if value:
                 dims[key] = value[:_MAX_VALUE]
         for key, name, at in self.other_costs:
-            if _value(row[at]):
-                dims[key] = str(_amount(row[at], name))
-        if self.billing_period_at is not None and _value(row[self.billing_period_at]):
-            dims["billing_period"] = self.instants.parse(row[self.billing_period_at], "BillingPeriodStart") \
+            value = cells[at]
+            if value:
+                try:
+                    Decimal(value)  # kept as written (exact, any precision) once it is known to be a number
+                except InvalidOperation:
+                    value = str(_amount(value, name))
+                dims[key] = value[:_MAX_VALUE]
+        if self.billing_period_at is not None and cells[self.billing_period_at]:
+            dims["billing_period"] = self.instants.parse(cells[self.billing_period_at], "BillingPeriodStart") \
                 .date().isoformat()
         for prefix, name, at in self.json_dims:
-            _flatten(row[at], prefix, name, dims)
+            if cells[at]:
+                dims.update(self.flattened(cells[at], prefix, name))
         return dims
 
-    def _external_id(self, row: list[str], provider: str | None, start: datetime, end: datetime) -> str:
-        parts = [_value(row[i]) for i in self.identity_at]
-        parts.extend((provider or "", start.isoformat(), end.isoformat()))
-        digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).digest()
+    def flattened(self, text: str, prefix: str, column: str) -> tuple[tuple[str, str], ...]:
+        """A JSON column's pairs, cached: tags and price details repeat across an export's rows."""
+        key = (prefix, text)
+        found = self._json.get(key)
+        if found is None:
+            if len(self._json) >= _InstantCache.LIMIT:
+                self._json.clear()
+            found = self._json[key] = _flatten(text, prefix, column)
+        return found
+
+    def _external_id(self, cells: list[str], provider: str | None) -> str:
+        identity = "\x1f".join([cells[i] for i in self.identity_at])
+        digest = hashlib.blake2b(f"{identity}\x1f{provider or ''}".encode(), digest_size=16).digest()
         n = self.occurrences.number(digest)
         return f"{self.prefix}{digest.hex()}" + (f":{n}" if n > 1 else "")
 
 
-def _value(text: str) -> str:
-    """A cell without padding; the spec's examples write an absent value as `null`."""
-    text = text.strip()
-    return "" if text in _NULLS else text
-
-
-def _first(row: list[str], positions: list[int]) -> str:
+def _first(cells: list[str], positions: list[int]) -> str:
     for i in positions:
-        value = _value(row[i])
-        if value:
-            return value
+        if cells[i]:
+            return cells[i]
     return ""
 
 
-def _amount(text: str, column: str) -> Decimal:
-    """An exact decimal; tolerates the SaaS examples' `"$10,100.00 "` (symbol, thousands separators)."""
-    raw = text.strip()
-    if not raw or raw in _NULLS:
+def _amount(raw: str, column: str) -> Decimal:
+    """An exact decimal from a cleaned cell; tolerates the SaaS examples' `"$10,100.00 "` (symbol,
+    thousands separators)."""
+    if not raw:
         raise _RowError(column, "is empty")
     try:
         value = Decimal(raw)
@@ -278,27 +289,22 @@ def _amount(text: str, column: str) -> Decimal:
         raise _RowError(column, f"{raw[:40]!r} is not a finite number")
     if abs(value) >= MAX_AMOUNT:
         raise _RowError(column, f"{raw[:40]} is out of range")
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -6:
+    dot = raw.find(".")
+    if (dot >= 0 and len(raw) - dot > 7) or "e" in raw or "E" in raw:
         value = value.quantize(MICRO, rounding=ROUND_HALF_EVEN)  # the ledger keeps micro-units
     return value
 
 
-def _flatten(text: str, prefix: str, column: str, dims: dict[str, str]) -> None:
-    raw = _value(text)
-    if not raw:
-        return
+def _flatten(raw: str, prefix: str, column: str) -> tuple[tuple[str, str], ...]:
     try:
         data: Any = json.loads(raw)
     except ValueError:
         raise _RowError(column, f"{raw[:40]!r} is not JSON") from None
     if not isinstance(data, dict):
         raise _RowError(column, "must be a JSON object")
-    for key, value in data.items():
-        if value is None:
-            continue
-        text_value = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-        dims[f"{prefix}.{key}"[:_MAX_KEY]] = text_value[:_MAX_VALUE]
+    return tuple((f"{prefix}.{key}"[:_MAX_KEY],
+                  (value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))[:_MAX_VALUE])
+                 for key, value in data.items() if value is not None)
 
 
 class _InstantCache:
@@ -307,14 +313,14 @@ class _InstantCache:
     LIMIT = 100_000
 
     def __init__(self) -> None:
-        self._known: dict[str, datetime] = {}
+        self.known: dict[str, datetime] = {}
 
     def parse(self, text: str, column: str) -> datetime:
-        found = self._known.get(text)
+        found = self.known.get(text)
         if found is None:
-            if len(self._known) >= self.LIMIT:
-                self._known.clear()
-            found = self._known[text] = parse_instant(text, column)
+            if len(self.known) >= self.LIMIT:
+                self.known.clear()
+            found = self.known[text] = parse_instant(text, column)
         return found
 
 
