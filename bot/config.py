@@ -20,6 +20,7 @@ class Settings:
     client_id: str | None = None
     client_secret: str | None = None
     state_secret: str | None = None
+    webhook_secret: str | None = None  # whsec_…: billing providers sign POST /webhooks/billing with it
 
     @property
     def oauth_enabled(self) -> bool:
@@ -39,4 +40,5 @@ class Settings:
             client_id=env.get("SLACK_CLIENT_ID") or None,
             client_secret=env.get("SLACK_CLIENT_SECRET") or None,
             state_secret=env.get("SLACK_STATE_SECRET") or None,
+            webhook_secret=env.get("BILLING_WEBHOOK_SECRET") or None,
         )

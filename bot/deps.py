@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from billing_core.db.engine import Database
 from billing_core.service import Billing
+from billing_core.sources.webhooks import WebhookReceiver
 from billing_core.tenancy import Tenancy
 from bot.access import Access
 from bot.config import Settings
@@ -26,6 +27,7 @@ class Deps:
     tenancy: Tenancy
     access: Access
     clock: Callable[[], datetime] = wall_clock
+    webhooks: WebhookReceiver | None = None  # None until BILLING_WEBHOOK_SECRET is set
     #: Slow work after the ack (charts, PDFs, exports) runs here, so Bolt's listener threads stay free.
     workers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="billing"))
     #: Bolt runs listeners here; they only ack and hand off, so acks never wait behind slow work.
@@ -37,4 +39,5 @@ class Deps:
         database = db or Database(settings.database_url)
         tenancy = Tenancy(database)
         return cls(settings=settings, db=database, billing=Billing(database), tenancy=tenancy,
-                   access=Access(tenancy, billing_admins=settings.billing_admins, clock=clock), clock=clock)
+                   access=Access(tenancy, billing_admins=settings.billing_admins, clock=clock), clock=clock,
+                   webhooks=WebhookReceiver(database, settings.webhook_secret) if settings.webhook_secret else None)

@@ -189,7 +189,7 @@ class _EndpointRun:
         self._count(await self._write(lambda s: self._store_invoices(s, records, newest)))
 
     def _store_invoices(self, s: Session, records: Sequence[InvoiceIn], newest: date | None) -> tuple[int, int]:
-        changed = sum(_upsert_invoice(s, r, self.now) for r in records)
+        changed = sum(upsert_provider_invoice(s, r, self.now) for r in records)
         advance_marks(s, self.c.id, invoices_since=newest)
         return len(records), changed
 
@@ -207,7 +207,7 @@ class _EndpointRun:
 
     def _store_payments(self, s: Session, invoices: Sequence[InvoiceIn], records: Sequence[PaymentIn],
                         newest: datetime | None) -> tuple[int, int]:
-        changed = sum(_upsert_invoice(s, r, self.now) for r in invoices)
+        changed = sum(upsert_provider_invoice(s, r, self.now) for r in invoices)
         changed += sum(upsert_payment(s, r, now=self.now)[1] != "unchanged" for r in records)
         advance_marks(s, self.c.id, payments_since=newest)
         return len(invoices) + len(records), changed
@@ -235,7 +235,7 @@ def _unique(items: list[Json]) -> list[Json]:
     return list(seen.values())
 
 
-def _upsert_invoice(s: Session, record: InvoiceIn, now: datetime) -> bool:
+def upsert_provider_invoice(s: Session, record: InvoiceIn, now: datetime) -> bool:
     """Upsert one provider invoice; True when it changed. An invoice our payments settled stays paid."""
     if record.status is InvoiceStatus.PENDING and \
             stored_invoice_status(s, record.source, record.external_id) == InvoiceStatus.PAID.value:
