@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from billing_core import invoicing
 from billing_core.db import queries
+from billing_core.db.audit import record
 from billing_core.db.engine import Database
 from billing_core.db.ingest import ingest_usage, upsert_invoice, upsert_payment
 from billing_core.db.models import Deployment, Invoice, Payment, Provider
@@ -64,15 +65,24 @@ class FileReport:
 
 def import_focus(db: Database, account_ref: str | int, paths: Sequence[Path], *, now: datetime, cost: str = "billed",
                  default_provider: str | None = None, batch_rows: int = BATCH_ROWS,
-                 progress: Progress | None = None) -> list[FileReport]:
-    """Import FOCUS CSV files into one account; one report per file."""
+                 progress: Progress | None = None, actor: str = "cli:import") -> list[FileReport]:
+    """Import FOCUS CSV files into one account; one report per file, each recorded in the audit log."""
     account = _account(db, account_ref)
     resolver = _Resolver(db, account.id, now)
     options = FocusOptions(account_id=account.id, currency=account.currency, cost=cost,
                            default_provider=default_provider)
     options.cost_column  # noqa: B018 - an unknown cost basis fails before any file is opened
-    return [_import_focus_file(db, path, options, resolver, ZoneInfo(account.timezone), batch_rows, progress)
-            for path in paths]
+    reports = []
+    for path in paths:
+        report = _import_focus_file(db, path, options, resolver, ZoneInfo(account.timezone), batch_rows, progress)
+        with db.unit_of_work() as session:
+            record(session, actor=actor, action="import.focus", entity="account", entity_id=str(account.id), at=now,
+                   after={"file": path.name, "cost": options.cost_column, "rows": report.rows,
+                          "inserted": report.result.inserted, "updated": report.result.updated,
+                          "unchanged": report.result.unchanged, "rejected": report.rejected,
+                          "total": report.cost})
+        reports.append(report)
+    return reports
 
 
 def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver: _Resolver, tz: ZoneInfo,
@@ -203,7 +213,8 @@ class StripeReport:
     rejections: list[stripe.StripeRejection] = field(default_factory=list)
 
 
-def import_stripe(db: Database, account_ref: str | int, paths: Sequence[Path], *, now: datetime) -> list[StripeReport]:
+def import_stripe(db: Database, account_ref: str | int, paths: Sequence[Path], *, now: datetime,
+                  actor: str = "cli:import") -> list[StripeReport]:
     """Import Stripe invoice, charge, payment-intent and event JSON files into one account.
 
     All files are read first, then invoices are upserted before payments (a charge in one file may pay
@@ -218,22 +229,28 @@ def import_stripe(db: Database, account_ref: str | int, paths: Sequence[Path], *
         report.skipped = batch.skipped
         report.rejections.extend(batch.rejections)
     with db.unit_of_work() as session:
-        for report, batch in parsed:
-            for invoice in batch.invoices:
-                outcome = _savepoint(session, report, invoice.external_id,
-                                     partial(_upsert_invoice, session, invoice, now))
-                report.invoices += _counted(outcome)
-        # A charge and its payment intent in two files are one payment: the later file's snapshot wins.
-        payments = {p.external_id: (report, p) for report, batch in parsed for p in batch.payments}
-        for report, payment in payments.values():
-            outcome = _savepoint(session, report, payment.external_id, partial(_upsert_payment, session, payment, now))
-            report.payments += _counted(outcome)
-        for report, batch in parsed:
-            for settlement in batch.settlements:
-                outcome = _savepoint(session, report, settlement.external_id,
-                                     partial(_settle, session, settlement, now))
-                report.payments += _counted(outcome)
+        _upsert_stripe(session, parsed, now)
+        for report, _batch in parsed:
+            record(session, actor=actor, action="import.stripe", entity="account", entity_id=str(account.id), at=now,
+                   after={"file": Path(report.path).name, "invoices": vars(report.invoices),
+                          "payments": vars(report.payments), "rejected": len(report.rejections)})
     return [report for report, _ in parsed]
+
+
+def _upsert_stripe(session: Session, parsed: list[tuple[StripeReport, stripe.StripeBatch]], now: datetime) -> None:
+    for report, batch in parsed:
+        for invoice in batch.invoices:
+            outcome = _savepoint(session, report, invoice.external_id, partial(_upsert_invoice, session, invoice, now))
+            report.invoices += _counted(outcome)
+    # A charge and its payment intent in two files are one payment: the later file's snapshot wins.
+    payments = {p.external_id: (report, p) for report, batch in parsed for p in batch.payments}
+    for report, payment in payments.values():
+        outcome = _savepoint(session, report, payment.external_id, partial(_upsert_payment, session, payment, now))
+        report.payments += _counted(outcome)
+    for report, batch in parsed:
+        for settlement in batch.settlements:
+            outcome = _savepoint(session, report, settlement.external_id, partial(_settle, session, settlement, now))
+            report.payments += _counted(outcome)
 
 
 def _upsert_invoice(session: Session, invoice: InvoiceIn, now: datetime) -> str:

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from billing_core.db.engine import Database
-from billing_core.db.models import Deployment, Provider, UsageRecord
+from billing_core.db.models import AuditEntry, Deployment, Provider, UsageRecord
 from billing_core.db.queries import NONE_LABEL
 from billing_core.imports import FileReport, import_focus
 from billing_core.periods import Period
@@ -100,6 +100,10 @@ def test_importing_the_same_files_twice_changes_nothing(db: Database) -> None:
     assert after.rows == before.rows and after.total_cost == Decimal("35904.50")
     with db.unit_of_work() as s:
         assert s.scalar(select(func.count()).select_from(UsageRecord)) == 7
+        audit = [e.after for e in s.scalars(select(AuditEntry).where(AuditEntry.action == "import.focus")
+                                            .order_by(AuditEntry.id))]
+    assert [(a["file"], a["inserted"], a["unchanged"]) for a in audit if a] == [
+        (AI, 4, 0), (SAAS, 3, 0), (AI, 0, 4), (SAAS, 0, 3)]
 
 
 def test_a_corrected_file_replaces_what_it_corrects_and_correction_rows_add_up(db: Database, tmp_path: Path) -> None:

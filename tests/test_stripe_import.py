@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from billing_core.db.engine import Database
-from billing_core.db.models import Invoice, Payment
+from billing_core.db.models import AuditEntry, Invoice, Payment
 from billing_core.imports import import_stripe
 from billing_core.results import InvoiceStatus, PaymentQuery, PaymentStatus
 from billing_core.service import Billing
@@ -131,6 +131,9 @@ def test_reimporting_everything_changes_nothing(db: Database) -> None:
     assert sum(r.invoices.inserted + r.invoices.updated + r.payments.inserted + r.payments.updated
                for r in again) == 0
     assert sum(r.invoices.unchanged for r in again) == sum(r.invoices.inserted for r in first) == 7
+    with db.unit_of_work() as s:
+        logged = s.scalars(select(AuditEntry.after).where(AuditEntry.action == "import.stripe")).all()
+    assert len(logged) == 2 * len(ALL) and {"file", "invoices", "payments", "rejected"} <= set(logged[0] or {})
 
 
 def test_bad_objects_are_rejected_and_the_others_land(db: Database, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from billing_core import fmt
 from billing_core.cli import EXIT_USAGE, OneLineParser, database, now
+from billing_core.db.engine import Database
 from billing_core.errors import NotFound
 from billing_core.imports import FileReport, StripeReport, import_focus, import_stripe
 from billing_core.results import IngestResult
@@ -43,16 +44,17 @@ def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
 
 
 def cmd_import_focus(args: argparse.Namespace) -> int:
-    problem = _bad_arguments(args)
+    db = database(args)
+    problem = _bad_arguments(args, db)
     if problem is None and args.batch_rows < 1:
         problem = "--batch-rows must be at least 1"
     if problem:
         return _usage_error(problem)
     progress = _Progress()
-    reports = import_focus(database(args), args.account, args.files, now=now(), cost=args.cost,
-                           default_provider=args.provider, batch_rows=args.batch_rows, progress=progress)
+    reports = import_focus(db, args.account, args.files, now=now(), cost=args.cost, default_provider=args.provider,
+                           batch_rows=args.batch_rows, progress=progress)
     progress.done()
-    currency = Billing(database(args)).account(args.account).currency
+    currency = Billing(db).account(args.account).currency
     for report in reports:
         _print_focus(report, currency, args.cost)
     if len(reports) > 1:
@@ -64,21 +66,22 @@ def cmd_import_focus(args: argparse.Namespace) -> int:
 
 
 def cmd_import_stripe(args: argparse.Namespace) -> int:
-    problem = _bad_arguments(args)
+    db = database(args)
+    problem = _bad_arguments(args, db)
     if problem:
         return _usage_error(problem)
-    reports = import_stripe(database(args), args.account, args.files, now=now())
+    reports = import_stripe(db, args.account, args.files, now=now())
     for report in reports:
         _print_stripe(report)
     return 1 if any(r.rejections for r in reports) else 0
 
 
-def _bad_arguments(args: argparse.Namespace) -> str | None:
+def _bad_arguments(args: argparse.Namespace, db: Database) -> str | None:
     missing = [str(p) for p in args.files if not p.is_file()]
     if missing:
         return f"no such file: {', '.join(missing)}"
     try:
-        Billing(database(args)).account(args.account)
+        Billing(db).account(args.account)
     except NotFound as exc:
         return exc.message
     return None
