@@ -267,3 +267,11 @@ def test_the_command_line_reports_rows_and_exit_codes(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1 and "nobody" in unknown.stderr
     assert run("import", "focus", "missing.csv", "--account", "acme").returncode == 2
     assert run("import", "focus", str(DATA / AI), "--account", "acme", "--cost", "cheapest").returncode == 2
+
+
+def test_rows_naming_no_provider_take_the_default_one(db: Database) -> None:
+    _account(db, tz="UTC")
+    sample = DATA / "commitment_discount_scenarios__commitment_discount_usage_scenario_4.csv"  # no provider column
+    [report] = import_focus(db, "acme", [sample], now=NOW, default_provider="Contoso Cloud")
+    summary = Billing(db).usage("acme", Period(date(2023, 1, 1), date(2023, 1, 2), "1 Jan 2023"), group_by="provider")
+    assert report.rejections == [] and [(r.key, r.cost) for r in summary.rows] == [("Contoso Cloud", Decimal("0.50"))]
