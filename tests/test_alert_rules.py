@@ -271,3 +271,31 @@ def test_walking_a_month_with_freezegun_across_dst_and_a_month_end_in_two_zones(
     with db.unit_of_work() as s:
         periods = s.scalars(select(Alert.period).where(Alert.rule == "budget").order_by(Alert.id))
         assert sorted(set(periods)) == ["2026-10-01", "2026-11-01"]
+
+
+def test_the_set_based_budget_sweep_agrees_with_the_billing_service_for_every_scope(db: Database) -> None:
+    account_id = _setup(db, "Asia/Tokyo", "acme", "C_FIN")
+    with db.unit_of_work() as s:
+        acct = s.get(Account, account_id)
+        assert acct is not None
+        prov = f.provider(s)
+        dep = f.deployment(s, acct, "api-prod", prov)
+        start = datetime(2026, 11, 3, 10, tzinfo=UTC)
+        ingest_usage(s, [
+            f.usage(acct, start, "12.5", deployment_id=dep.id, provider_id=prov.id, dims={"model": "gpt-4o"}),
+            f.usage(acct, start, "7.25", meter="gpu", ext="g", dims={"model": "llama"}),
+            f.usage(acct, datetime(2026, 10, 31, 16, tzinfo=UTC), "100", ext="tokyo-nov-1"),  # 1 Nov in Tokyo
+        ])
+    billing = Billing(db)
+    specs = [BudgetSpec("all", Decimal(100)), BudgetSpec("gpu", Decimal(10), "resource", "gpu"),
+             BudgetSpec("dep", Decimal(10), "deployment", "api-prod"), BudgetSpec("prov", Decimal(10), "provider",
+                                                                                 "Helios"),
+             BudgetSpec("model", Decimal(10), "dimension", "gpt-4o", "model"),
+             BudgetSpec("year", Decimal(1000), period="year")]
+    for spec in specs:
+        billing.set_budget(account_id, spec, actor="test", now=f.T0)
+    now = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    swept = {b.name: b.spent for b in Alerts(db).budget_sweep(now)[account_id]}
+    expected = {b.name: b.spent for b in billing.budgets(account_id, now=now)}
+    assert swept == expected
+    assert swept["all"] == Decimal("119.75") and swept["gpu"] == Decimal("7.25") and swept["model"] == Decimal("12.5")

@@ -23,15 +23,15 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from billing_core.alerts import rules
+from billing_core.alerts import rules, sweep
 from billing_core.alerts.rules import AlertInfo, AlertsStatus, Candidate, DeadLetter, Quiet, Route, in_quiet_hours
 from billing_core.db.alert_models import Alert, AlertDelivery, AlertMute, AlertRoute, QuietHours
 from billing_core.db.audit import jsonable, record
 from billing_core.db.engine import Database
 from billing_core.db.models import Account, ChannelLink
 from billing_core.errors import InvalidInput, NotFound
-from billing_core.periods import Period, local_today, zone
-from billing_core.results import AccountInfo, InvoiceQuery, InvoiceStatus
+from billing_core.periods import Period, local_today, month_period, zone
+from billing_core.results import AccountInfo, BudgetStatus, InvoiceQuery, InvoiceStatus
 from billing_core.service import Billing
 
 MAX_ATTEMPTS = 8
@@ -71,22 +71,37 @@ class Alerts:
         """Run every rule for every active account at `now`; returns how many alerts were created/resolved."""
         created = resolved = 0
         accounts = [a for a in self.billing.accounts() if a.status == "active"]
+        budgets = self.budget_sweep(now)
+        fired = self._fired_thresholds()
         for account in accounts:
-            candidates = list(self._candidates(account, now, reminders, min_forecast_days))
+            candidates = list(self._candidates(account, now, budgets.get(account.id, []), fired, reminders,
+                                               min_forecast_days))
             created += self._store(account, candidates, now)
             resolved += self._resolve(account, now)
         return EvaluationReport(len(accounts), created, resolved)
 
-    def _candidates(self, account: AccountInfo, now: datetime, reminders: Sequence[int],
+    def budget_sweep(self, now: datetime) -> dict[int, list[BudgetStatus]]:
+        """Every budget's spend in its current local period, set-based (see `billing_core.alerts.sweep`)."""
+        with self.db.unit_of_work() as s:
+            return sweep.budget_statuses(s, now)
+
+    def _candidates(self, account: AccountInfo, now: datetime, budgets: Sequence[BudgetStatus],
+                    fired: dict[tuple[int, str], list[int]], reminders: Sequence[int],
                     min_days: int) -> Iterator[Candidate]:
         today = local_today(now, ZoneInfo(account.timezone))
         yield from rules.overdue_candidates(self._overdue_invoices(account, now), today, reminders=reminders)
-        fired = self._fired_thresholds(account.id)
-        projection = self.billing.forecast(account.id, now=now)
-        for status in self.billing.budgets(account.id, now=now):
-            budget = rules.budget_candidate(status, fired.get((status.id, status.period.start.isoformat()), ()))
-            overrun = rules.forecast_overrun(status, projection, min_days=min_days)
-            yield from (c for c in (budget, overrun) if c is not None)
+        for status in budgets:
+            found = rules.budget_candidate(status, fired.get((status.id, status.period.start.isoformat()), ()))
+            if found is not None:
+                yield found
+        monthly = [b for b in budgets if b.scope == "all usage" and b.period == month_period(today)]
+        if monthly:  # the projection is the account's whole month: only budgets on all usage compare to it
+            projection = self.billing.forecast(account.id, now=now)
+            for status in monthly:
+                found = rules.forecast_overrun(replace(status, projected=projection.projected_total), projection,
+                                               min_days=min_days)
+                if found is not None:
+                    yield found
         anomaly = self._anomaly(account, now, today - timedelta(days=1))
         if anomaly:
             yield anomaly
@@ -104,10 +119,11 @@ class Alerts:
                 return found
             query = replace(query, cursor=page.next_cursor)
 
-    def _fired_thresholds(self, account_id: int) -> dict[tuple[int, str], list[int]]:
+    def _fired_thresholds(self) -> dict[tuple[int, str], list[int]]:
+        """Budget thresholds already alerted, per (budget id, period start)."""
         with self.db.unit_of_work() as s:
             rows = s.execute(select(Alert.subject, Alert.period, Alert.threshold).where(
-                Alert.account_id == account_id, Alert.rule == "budget", Alert.is_test.is_(False)))
+                Alert.rule == "budget", Alert.is_test.is_(False)))
             fired: dict[tuple[int, str], list[int]] = {}
             for subject, period, threshold in rows:
                 budget_id = int(subject.rsplit(":", 1)[1])

@@ -86,6 +86,17 @@ def _retry_after(error: SlackApiError) -> float:
         return 1.0
 
 
+def interleave(jobs: list[Delivery]) -> list[Delivery]:
+    """Round-robin over channels (oldest first within each), so one busy channel's pacing does not hold up
+    the others: ten alerts for #a and one for #b post #b second, not eleventh."""
+    rank: dict[str, int] = {}
+    order = []
+    for position, job in enumerate(jobs):
+        rank[job.channel] = rank.get(job.channel, -1) + 1
+        order.append((rank[job.channel], position, job))
+    return [job for _, _, job in sorted(order, key=lambda item: (item[0], item[1]))]
+
+
 @dataclass
 class Deliverer:
     alerts: Alerts
@@ -101,7 +112,7 @@ class Deliverer:
     def run_once(self, *, alert_id: int | None = None) -> Tally:
         """Claim what is due now and deliver it; returns what happened."""
         tally = Tally()
-        for job in self.alerts.claim_due(self.clock(), alert_id=alert_id):
+        for job in interleave(self.alerts.claim_due(self.clock(), alert_id=alert_id)):
             tally.add(self.deliver(job))
         return tally
 
