@@ -30,6 +30,9 @@ class Deps:
     webhooks: WebhookReceiver | None = None  # None until BILLING_WEBHOOK_SECRET is set
     #: Slow work after the ack (charts, PDFs, exports) runs here, so Bolt's listener threads stay free.
     workers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="billing"))
+    #: Home-tab chart uploads of the day per (workspace, user, account, day) → file id: a cache only (a miss
+    #: re-uploads), kept per app so two apps in one process (tests, the sandbox) never share Slack file ids.
+    home_charts: dict[tuple[str, str, int, str], str] = field(default_factory=dict)
     #: Bolt runs listeners here; they only ack and hand off, so acks never wait behind slow work.
     listeners: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, thread_name_prefix="bolt"))
 

@@ -380,6 +380,21 @@ def test_home_tab_shows_the_overview_with_the_chart(bot: BotHarness) -> None:
     assert any(b["type"] == "image" for b in home["blocks"])
 
 
+def test_home_tab_uploads_the_chart_again_when_the_cached_file_is_gone(bot: BotHarness) -> None:
+    from bot.sandbox.signing import app_home_opened
+
+    bot.event(app_home_opened("U_ADMIN"))
+    bot.settle()
+    [key] = bot.deps.home_charts
+    bot.deps.home_charts[key] = "F0DELETED99"  # e.g. the member deleted the chart from their DM
+    bot.event(app_home_opened("U_ADMIN"))
+    bot.settle()
+    home = bot.fake.home_view("U_ADMIN")
+    assert home is not None
+    image = next(b for b in home["blocks"] if b["type"] == "image")
+    assert image["slack_file"]["id"] == bot.deps.home_charts[key] != "F0DELETED99"
+
+
 def test_home_tab_for_someone_without_access_explains_why(bot: BotHarness) -> None:
     from bot.sandbox.signing import app_home_opened
 

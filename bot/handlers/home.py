@@ -6,16 +6,19 @@ from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 import charts
 from billing_core.errors import BillingError
+from billing_core.results import AccountOverview
 from bot.access import Who
 from bot.deps import Deps
 from bot.handlers.base import Ctx, after_ack, reader_for
 from bot.replies import Posted, Reply
+from bot.views.common import Reader
 from bot.views.overview import home_view, home_without_access
 
-_CHARTS: dict[tuple[str, str, int, str], str] = {}  # (workspace, user, account, day) → file id
+STALE_FILE_ERRORS = {"invalid_arguments", "invalid_blocks"}
 
 
 def publish_home(ctx: Ctx) -> None:
@@ -28,16 +31,25 @@ def publish_home(ctx: Ctx) -> None:
     reader = reader_for(grant)
     # The image block needs a shared file: upload the chart to the member's DM once a day, not per visit.
     key = (ctx.who.workspace, ctx.who.user, grant.account.id, o.trend[-1].day.isoformat())
-    file_id = _CHARTS.get(key)
-    if file_id is None:
-        png = charts.cost_trend_png(o.trend, currency=o.account.currency, locale=reader.locale)
-        reply = Reply(ctx.client, ctx.who, public=False, respond=None)
-        file_id = reply.file(Posted("", None), filename="home-cost-trend.png", content=png,
-                             title=f"{o.account.name}: cost, last 30 days",
-                             alt_text=charts.alt_text_cost_trend(o.trend, currency=o.account.currency,
-                                                                 locale=reader.locale))
-        _CHARTS[key] = file_id
-    ctx.client.views_publish(user_id=ctx.who.user, view=home_view(o, reader, chart_file_id=file_id or None))
+    cached = ctx.deps.home_charts.get(key)
+    try:
+        ctx.client.views_publish(user_id=ctx.who.user, view=home_view(o, reader, chart_file_id=cached or
+                                                                      _upload_chart(ctx, o, reader, key)))
+    except SlackApiError as error:
+        if cached is None or error.response.get("error") not in STALE_FILE_ERRORS:
+            raise
+        # The cached file is gone (deleted from the DM, or another workspace's): upload it again, once.
+        ctx.client.views_publish(user_id=ctx.who.user, view=home_view(o, reader, chart_file_id=_upload_chart(
+            ctx, o, reader, key)))
+
+
+def _upload_chart(ctx: Ctx, o: AccountOverview, reader: Reader, key: tuple[str, str, int, str]) -> str | None:
+    png = charts.cost_trend_png(o.trend, currency=o.account.currency, locale=reader.locale)
+    file_id = Reply(ctx.client, ctx.who, public=False, respond=None).file(
+        Posted("", None), filename="home-cost-trend.png", content=png, title=f"{o.account.name}: cost, last 30 days",
+        alt_text=charts.alt_text_cost_trend(o.trend, currency=o.account.currency, locale=reader.locale))
+    ctx.deps.home_charts[key] = file_id
+    return file_id or None
 
 
 def register(app: App, deps: Deps) -> None:
