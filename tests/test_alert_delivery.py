@@ -144,9 +144,14 @@ def test_a_paid_invoice_gets_a_resolved_reply_in_the_alerts_thread(db: Database,
     assert len(replies) == 1 and replies[0].startswith(f"Resolved — {number} was paid on")
 
 
-def test_two_workers_under_chaos_deliver_every_alert_exactly_once(db: Database, fake: FakeSlack) -> None:
+def test_two_workers_under_chaos_and_one_killed_mid_delivery_post_every_alert_exactly_once(
+        db: Database, fake: FakeSlack) -> None:
     seed(db, invoices=8)
     Alerts(db).evaluate(EVALUATED)
+    doomed = deliverer(db, fake)
+    doomed.alerts = Alerts(db, lease=timedelta(seconds=1))
+    [job, *_] = doomed.alerts.claim_due(wall(), limit=1)
+    doomed.client.chat_postMessage(**doomed.message_for(job))  # posted, then killed before recording it
     fake.chaos(0.3, seed=7)
     workers = [deliverer(db, fake) for _ in range(2)]
     threads = [threading.Thread(target=w.drain, kwargs={"timeout_s": 60}) for w in workers]
@@ -158,6 +163,7 @@ def test_two_workers_under_chaos_deliver_every_alert_exactly_once(db: Database, 
     posted = alert_ids_posted(fake, "C_FINANCE")
     assert len(posted) == 8 and set(posted.values()) == {1}
     assert Alerts(db).pending_count() == 0
+    assert Alerts(db).alert(job.alert.id).message_ts is not None  # the killed worker's post was found and kept
     assert any(c.status != 200 for c in fake.calls()), "the fake really injected failures"
 
 

@@ -60,9 +60,10 @@ class Delivery:
 
 
 class Alerts:
-    def __init__(self, db: Database, billing: Billing | None = None) -> None:
+    def __init__(self, db: Database, billing: Billing | None = None, *, lease: timedelta = LEASE) -> None:
         self.db = db
         self.billing = billing or Billing(db)
+        self.lease = lease  # how long a claim is exclusive; longer than any single post and history lookup
 
     # --- evaluation --------------------------------------------------------------------------------
 
@@ -340,7 +341,7 @@ class Alerts:
     # --- the outbox --------------------------------------------------------------------------------
 
     def claim_due(self, now: datetime, *, limit: int = 50, alert_id: int | None = None) -> list[Delivery]:
-        """Claim due deliveries (pending, or sending with an expired lease) for `LEASE`; oldest first."""
+        """Claim due deliveries (pending, or sending with an expired lease) for `self.lease`; oldest first."""
         with self.db.unit_of_work() as s:
             stmt = select(AlertDelivery).where(AlertDelivery.state.in_(("pending", "sending")),
                                                AlertDelivery.next_attempt_at <= now)
@@ -375,7 +376,7 @@ class Alerts:
         won = s.execute(update(AlertDelivery).where(
             AlertDelivery.id == row.id, AlertDelivery.state == row.state,
             AlertDelivery.next_attempt_at == row.next_attempt_at, AlertDelivery.attempts == row.attempts,
-        ).values(state="sending", attempts=row.attempts + 1, next_attempt_at=now + LEASE, ambiguous=ambiguous)
+        ).values(state="sending", attempts=row.attempts + 1, next_attempt_at=now + self.lease, ambiguous=ambiguous)
             .execution_options(synchronize_session=False))
         if won.rowcount != 1:  # type: ignore[attr-defined]
             return None
