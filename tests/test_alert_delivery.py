@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -16,7 +20,7 @@ from slack_sdk import WebClient
 from billing_core.alerts.service import LEASE, Alerts
 from billing_core.db.engine import Database
 from billing_core.db.ingest import upsert_invoice, upsert_payment
-from billing_core.db.models import ChannelLink
+from billing_core.db.models import Account, ChannelLink
 from billing_core.records import PaymentIn
 from billing_core.results import PaymentMethod, PaymentStatus
 from billing_core.service import Billing
@@ -24,6 +28,7 @@ from bot.jobs.delivery import EVENT_TYPE, Deliverer, delivery_client
 from bot.jobs.scheduler import Leadership, WorkerDeps, schedule
 from bot.sandbox.fake_slack import FakeSlack
 from tests import factories as f
+from tests.conftest import PG_URL
 
 EVALUATED = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)  # a Tuesday: overdue alerts only, no weekly digest
 
@@ -199,3 +204,38 @@ def test_the_jobs_are_registered_once_with_ids_and_catch_up_from_the_database(db
     jobs["alerts.deliver"].func(*jobs["alerts.deliver"].args)
     assert any("INV-" in m.text for m in fake.messages("C_FINANCE"))
     assert deps.alerts.pending_count() == 0
+
+
+@pytest.mark.slow
+def test_two_worker_processes_one_leads_and_the_standby_takes_over_when_it_is_killed(
+        db: Database, fake: FakeSlack, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """`billing-bot worker` twice against one PostgreSQL database: one sends, the other stands by."""
+    if db.dialect != "postgresql":
+        pytest.skip("the advisory-lock leader is PostgreSQL's; SQLite runs a single worker")
+    account_id = seed(db)
+    url = f"{PG_URL}?options=-csearch_path%3D{request.getfixturevalue('pg_schema')}"
+    env = {**os.environ, "DATABASE_URL": url, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": fake.url}
+    logs = [tmp_path / f"worker-{i}.log" for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=env, cwd=Path(__file__).parents[1],
+                              stdout=subprocess.DEVNULL, stderr=log.open("w")) for log in logs]
+    try:
+        fake.wait_for(lambda: bool(alert_ids_posted(fake, "C_FINANCE")), timeout=60, what="the first alert")
+        fake.wait_for(lambda: Alerts(db).pending_count() == 0, timeout=30, what="an empty outbox")
+        leaders = [i for i, log in enumerate(logs) if "leading" in log.read_text()]
+        assert len(leaders) == 1, [log.read_text() for log in logs]
+        procs[leaders[0]].kill()
+        procs[leaders[0]].wait()
+        with db.unit_of_work() as s:
+            acct = s.get(Account, account_id)
+            assert acct is not None
+            upsert_invoice(s, f.invoice(acct, "late", issue=date(2026, 11, 1), due=date(2026, 11, 12)), now=f.T0)
+        Alerts(db).evaluate(EVALUATED + timedelta(days=1))  # a new alert while only the standby is alive
+        fake.wait_for(lambda: Alerts(db).pending_count() == 0, timeout=60, what="the standby to deliver")
+        standby = 1 - leaders[0]
+        assert "leading" in logs[standby].read_text()
+        posted = alert_ids_posted(fake, "C_FINANCE")
+        assert len(posted) >= 2 and set(posted.values()) == {1}
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
