@@ -8,16 +8,20 @@ test alert (each one unique) and undoes the routes and mutes it sets.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
+from billing_core.alerts.rules import AlertInfo
 from billing_core.db.models import AuditEntry
 from bot.ids import Action
 from bot.jobs.delivery import EVENT_TYPE
 from bot.sandbox.fake_state import Message
-from bot.views.common import pack
+from bot.views.alerts import alert_message
+from bot.views.common import Reader, pack
 from tests.slack_harness import BotHarness
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -156,3 +160,35 @@ def test_a_forecast_alert_carries_its_chart_in_the_thread(bot: BotHarness) -> No
     files = [f for f in bot.fake.files() if f.channel == "C_FINANCE" and f.thread_ts == msg.ts]
     assert [f.filename for f in files] == ["forecast.png"] and files[0].content is not None
     assert files[0].content.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(("kind", "chart"), [("budget", None), ("anomaly", "cost-trend-30-days.png"),
+                                             ("digest", "cost-trend-30-days.png")])
+def test_every_kind_of_test_alert_is_built_from_real_data(bot: BotHarness, kind: str, chart: str | None) -> None:
+    msg, _ = post_test_alert(bot, kind)
+    assert msg.text.startswith("[TEST] acme-corp: ") and len(msg.blocks or []) <= 50
+    files = [f.filename for f in bot.fake.files() if f.channel == "C_FINANCE" and f.thread_ts == msg.ts]
+    assert files == ([chart] if chart else [])
+
+
+def _info(rule: str, payload: dict[str, Any]) -> AlertInfo:
+    return AlertInfo(id=7, rule=rule, subject="1/x", account_id=1, account="<!channel> & co", currency="EUR",
+                     timezone="Europe/Berlin", payload=payload, status="open", is_test=False,
+                     created_at=datetime(2026, 11, 23, 8, tzinfo=UTC), channel="C1", message_ts=None,
+                     acknowledged_by=None, acknowledged_at=None, snoozed_until=None)
+
+
+def test_alert_views_escape_names_keep_a_text_fallback_and_fit_slack_limits() -> None:
+    overdue = _info("overdue", {"number": "INV-0042", "amount_due": "1234.5", "total": "1234.5",
+                                "due_date": "2026-11-10", "days_overdue": 13, "reminder": True})
+    msg = alert_message(overdue, Reader("de_DE", ZoneInfo("Europe/Berlin")))
+    assert msg["text"].startswith("Reminder: &lt;!channel&gt; &amp; co: invoice INV-0042 is 13 days overdue, ")
+    assert "1.234,50" in msg["text"] and msg["text"].endswith("due since 10.11.2026")  # the reader's locale
+    mrkdwn = [b["text"]["text"] for b in msg["blocks"] if b.get("text", {}).get("type") == "mrkdwn"]
+    assert mrkdwn and not any("<!channel>" in m for m in mrkdwn) and len(msg["blocks"]) <= 50
+    movers = [{"name": f"deployment d{i}", "cost": "10", "delta": "-2.5"} for i in range(3)]
+    digest = _info("digest", {"week_start": "2026-11-16", "week_end": "2026-11-22", "total": "700", "previous": "600",
+                              "change_pct": "16.7", "open_count": 2, "outstanding": "50", "overdue": "0",
+                              "movers": movers})
+    text = json.dumps(alert_message(digest, Reader())["blocks"], ensure_ascii=False)
+    assert "deployment d0: €10.00 (−€2.50)" in text and "Open invoices" in text

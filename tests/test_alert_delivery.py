@@ -239,3 +239,17 @@ def test_two_worker_processes_one_leads_and_the_standby_takes_over_when_it_is_ki
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def test_quiet_hours_hold_an_alert_until_they_end(db: Database, fake: FakeSlack) -> None:
+    seed(db)
+    alerts = Alerts(db)
+    alerts.evaluate(EVALUATED)
+    hour = wall().hour
+    alerts.set_quiet_hours("C_FINANCE", (hour, (hour + 2) % 24), "UTC", actor="test", now=f.T0)
+    assert deliverer(db, fake).run_once().sent == 0
+    due = alerts.next_due()
+    assert due is not None and due.hour == (hour + 2) % 24 and due > wall()
+    assert fake.messages("C_FINANCE") == []
+    tally = deliverer(db, fake, clock=lambda: due + timedelta(seconds=1)).run_once()  # the morning after
+    assert tally.sent == 1 and len(fake.messages("C_FINANCE")) == 1
