@@ -264,10 +264,9 @@ class Relay:
             if self._calls_seen != since:  # another thread read the same calls meanwhile
                 return
             self._calls_seen = since + len(calls)
-            for call in calls:
-                notice = self._refusal(call)
-                if notice is not None:
-                    self._notices.append(notice)
+        found = [n for n in map(self._refusal, calls) if n is not None]  # outside the lock: _place takes it
+        with self._lock:
+            self._notices.extend(found)
 
     def _refusal(self, call: Call) -> Notice | None:
         """A refused Web API call (or response_url post) as the error line the person should see."""

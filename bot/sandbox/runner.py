@@ -147,22 +147,26 @@ def start_sandbox(database_url: str | None = None, *, port: int = DEFAULT_PORT, 
 
 
 def _serve_bot(settings: Settings, deps: Deps, port: int) -> tuple[str, Stop]:
-    """The bot's WSGI app on waitress in a thread (as `billing-bot web` serves it); returns its URL and stop."""
-    import waitress
-
+    """The bot's WSGI app, as `billing-bot web` serves it."""
     from bot.app import build_app
     from bot.web import wsgi_app
 
-    server: Any = waitress.create_server(wsgi_app(build_app(settings, deps), deps), host="127.0.0.1", port=port,
-                                         threads=8, ident="billing-bot", clear_untrusted_proxy_headers=True)
-    thread = threading.Thread(target=server.run, name="sandbox-bot-web", daemon=True)
+    return serve_wsgi(wsgi_app(build_app(settings, deps), deps), port=port, name="sandbox-bot-web")
+
+
+def serve_wsgi(application: Callable[..., Any], *, port: int = 0, name: str = "sandbox-wsgi") -> tuple[str, Stop]:
+    """Serve a WSGI app with waitress on 127.0.0.1:<port> from a thread; returns its base URL and its stop."""
+    import waitress
+    from waitress import wasyncore
+
+    server: Any = waitress.create_server(application, host="127.0.0.1", port=port, threads=8, ident="billing-bot",
+                                         clear_untrusted_proxy_headers=True)
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()
 
     def stop() -> None:
         server.close()  # the accept socket and the wake-up trigger: the loop ends once its map is empty
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-        from waitress import wasyncore
-
         wasyncore.close_all(server._map)  # open keep-alive connections would keep the loop alive
         thread.join(timeout=5)
 

@@ -1,0 +1,205 @@
+"""The sandbox enforces Slack's rules on the bot and shows the person the error Slack would show.
+
+The "bot" here is a tiny Bolt app whose `/billing` listener breaks one rule per subcommand; it is served over
+HTTP by waitress exactly as the sandbox serves the real bot, and reached through the sandbox's relay with
+signed requests. Assertions are on what the person sees in the channel (`SandboxUI.items`) or in the modal.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from slack_bolt import Ack, App, Respond
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.sandbox.fake_slack import FakeSlack
+from bot.sandbox.relay import TROUBLE, Relay
+from bot.sandbox.runner import serve_wsgi
+from bot.sandbox.ui import SandboxUI
+
+SECRET = "rules-signing-secret"
+ROLES = {"U_ADMIN": "admin", "U_VIEWER": "viewer", "U_NOBODY": "no access"}
+
+
+def section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+MODAL = {"type": "modal", "callback_id": "budget", "title": {"type": "plain_text", "text": "Budget"},
+         "submit": {"type": "plain_text", "text": "Save"},
+         "blocks": [{"type": "input", "block_id": "amount", "label": {"type": "plain_text", "text": "Amount"},
+                     "element": {"type": "plain_text_input", "action_id": "value"}}]}
+
+
+def rule_breaking_bot(fake: FakeSlack) -> App:
+    """`/billing <rule>` breaks `rule`; the modal's submission answers a field error or comes too late."""
+    client = WebClient(token="xoxb-rules", base_url=fake.url, retry_handlers=[])
+    app = App(signing_secret=SECRET, client=client, token_verification_enabled=False)
+
+    @app.command("/billing")
+    def on_command(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        rule = command["text"]
+        if rule == "slow":
+            time.sleep(3.3)  # the whole point: Slack stops waiting after 3 s
+        ack("Sure.") if rule == "text" else ack()
+        channel = command["channel_id"]
+        try:
+            if rule == "blocks":
+                client.chat_postMessage(channel=channel, text="too many", blocks=[section(str(i)) for i in range(51)])
+            elif rule == "trigger":
+                client.views_open(trigger_id=command["trigger_id"], view=MODAL)
+                client.views_open(trigger_id=command["trigger_id"], view=MODAL)
+            elif rule == "modal":
+                client.views_open(trigger_id=command["trigger_id"], view=MODAL)
+            elif rule == "respond":
+                for n in range(6):
+                    respond(f"answer {n + 1}")
+            elif rule == "burst":
+                client.chat_postMessage(channel=channel, text="first")
+                client.chat_postMessage(channel=channel, text="second, at once")
+        except SlackApiError:
+            pass  # the bot's own error handling is not under test; what the person sees is
+
+    @app.view("budget")
+    def on_submit(ack: Ack, view: dict[str, Any]) -> None:
+        amount = view["state"]["values"]["amount"]["value"]["value"] or ""
+        if amount == "slow":
+            time.sleep(3.3)
+        if not amount.isdigit():
+            ack(response_action="errors", errors={"amount": "Enter a whole number of dollars."})
+            return
+        ack()
+
+    return app
+
+
+@dataclass
+class Workspace:
+    fake: FakeSlack
+    relay: Relay
+    ui: SandboxUI
+
+    def type(self, text: str, *, user: str = "U_ADMIN", channel: str = "C_FINANCE") -> dict[str, Any]:
+        return self.ui.send({"as": user, "c": channel, "text": text}).as_json()
+
+    def seen(self, *, user: str = "U_ADMIN", channel: str = "C_FINANCE") -> list[str]:
+        return [item.text for item in self.ui.items(channel, user)]
+
+    def errors_seen(self, *, user: str = "U_ADMIN", channel: str = "C_FINANCE") -> list[str]:
+        return [item.text for item in self.ui.items(channel, user) if item.notice]
+
+
+@pytest.fixture
+def workspace() -> Iterator[Workspace]:
+    with FakeSlack(rate_limit_per_channel=1.0) as fake:
+        url, stop = serve_wsgi(SlackRequestHandler(rule_breaking_bot(fake)))
+        relay = Relay(fake, url, SECRET)
+        ui = SandboxUI(fake, relay, roles=ROLES)
+        ui.mount()
+        try:
+            yield Workspace(fake, relay, ui)
+        finally:
+            stop()
+
+
+def test_an_ack_after_three_seconds_shows_slacks_operation_timeout(workspace: Workspace) -> None:
+    outcome = workspace.type("/billing slow")
+
+    assert outcome["ok"] is False
+    assert workspace.errors_seen() == ['/billing failed with the error "operation_timeout"']
+    assert workspace.errors_seen(user="U_VIEWER") == []  # only the person who typed it sees it
+
+
+def test_a_prompt_ack_with_text_is_shown_only_to_the_person(workspace: Workspace) -> None:
+    assert workspace.type("/billing text")["ok"] is True
+    [item] = workspace.ui.items("C_FINANCE", "U_ADMIN")
+    assert (item.text, item.ephemeral, item.notice) == ("Sure.", True, False)
+    assert workspace.seen(user="U_VIEWER") == []
+
+
+def test_51_blocks_are_refused_with_invalid_blocks_in_the_channel(workspace: Workspace) -> None:
+    workspace.type("/billing blocks")
+    workspace.fake.wait_for_calls("chat.postMessage")
+
+    [error] = workspace.errors_seen()
+    assert "chat.postMessage: invalid_blocks" in error
+    assert "[json-pointer:/blocks]" in error
+    assert workspace.fake.messages("C_FINANCE") == []
+
+
+def test_a_reused_trigger_id_is_refused_as_expired(workspace: Workspace) -> None:
+    workspace.type("/billing trigger")
+    workspace.fake.wait_for_calls("views.open", 2)
+
+    assert workspace.errors_seen() == ["Slack refused billing-bot's views.open: expired_trigger_id"]
+    assert workspace.relay.open_modal("U_ADMIN") is not None  # the first open worked
+
+
+def test_a_sixth_reply_through_one_response_url_is_refused(workspace: Workspace) -> None:
+    workspace.type("/billing respond")
+    workspace.fake.wait_for_calls("response_url", 6)
+
+    assert [t for t in workspace.seen() if t.startswith("answer")] == [f"answer {n}" for n in range(1, 6)]
+    [error] = workspace.errors_seen()
+    assert "response_url: used_url" in error
+
+
+def test_two_messages_in_the_same_second_get_a_429(workspace: Workspace) -> None:
+    workspace.type("/billing burst")
+    workspace.fake.wait_for_calls("chat.postMessage", 2)
+
+    assert "first" in workspace.seen()
+    [error] = workspace.errors_seen()
+    assert "rate-limited billing-bot's chat.postMessage (HTTP 429 ratelimited)" in error
+
+
+def test_modal_field_errors_show_on_the_field_and_a_valid_submit_closes_it(workspace: Workspace) -> None:
+    workspace.type("/billing modal")
+    workspace.fake.wait_for_calls("views.open")
+    modal = workspace.relay.open_modal("U_ADMIN")
+    assert modal is not None
+
+    def submit(amount: str) -> dict[str, Any]:
+        values = {"amount": {"value": {"type": "plain_text_input", "value": amount}}}
+        return workspace.ui.submit({"as": "U_ADMIN", "view": modal.id, "values": values}).as_json()
+
+    refused = submit("lots")
+    assert refused["errors"] == {"amount": "Enter a whole number of dollars."}
+    assert refused["closed"] is False
+
+    assert submit("500")["closed"] is True
+    assert workspace.relay.open_modal("U_ADMIN") is None
+
+
+def test_a_late_modal_ack_keeps_the_modal_open_with_slacks_trouble_line(workspace: Workspace) -> None:
+    workspace.type("/billing modal")
+    workspace.fake.wait_for_calls("views.open")
+    modal = workspace.relay.open_modal("U_ADMIN")
+    assert modal is not None
+
+    values = {"amount": {"value": {"type": "plain_text_input", "value": "slow"}}}
+    outcome = workspace.ui.submit({"as": "U_ADMIN", "view": modal.id, "values": values}).as_json()
+
+    assert (outcome["error"], outcome["closed"]) == (TROUBLE, False)
+    assert workspace.relay.open_modal("U_ADMIN") is not None
+
+
+def test_the_ui_is_served_by_the_fake_over_http(workspace: Workspace) -> None:
+    base = workspace.fake.url
+    page = urllib.request.urlopen(f"{base}?as=U_VIEWER&c=C_GENERAL", timeout=5).read().decode()
+    assert "Bruno Viewer (viewer)" in page and "#general" in page
+    assert '"name": "invoices"' in page  # the composer's autocomplete comes from bot.parsing.SUBCOMMANDS
+
+    request = urllib.request.Request(f"{base}ui/send", data=json.dumps(
+        {"as": "U_ADMIN", "c": "C_GENERAL", "text": "hello team"}).encode(), method="POST")
+    assert json.load(urllib.request.urlopen(request, timeout=5))["ok"] is True
+    feed = json.load(urllib.request.urlopen(f"{base}ui/feed?as=U_VIEWER&c=C_GENERAL", timeout=5))
+    assert "hello team" in feed["feed"] and "Alice Admin" in feed["feed"]
