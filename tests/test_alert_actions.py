@@ -83,6 +83,7 @@ def test_download_pdf_lands_in_the_alerts_thread(bot: BotHarness) -> None:
     bot.settle()
     files = [f for f in bot.fake.files() if f.channel == "C_FINANCE" and f.thread_ts == msg.ts]
     assert len(files) == 1 and files[0].filename.startswith("INV-") and files[0].filename.endswith(".pdf")
+    assert "alert.invoice_pdf" in audit_actions(bot, str(alert_id))
 
 
 def test_view_invoice_answers_in_the_thread(bot: BotHarness) -> None:

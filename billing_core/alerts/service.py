@@ -507,10 +507,14 @@ class Alerts:
             routes = tuple(Route(r.kind, r.channel) for r in s.scalars(
                 select(AlertRoute).where(AlertRoute.account_id == account_id).order_by(AlertRoute.kind)))
             default = self._channel_for(s, account_id, "__default__", {})
-            channels = {r.channel for r in routes} | ({default} if default else set())
+            posted_in = set(s.scalars(select(Alert.channel).where(Alert.account_id == account_id,
+                                                                  Alert.channel.is_not(None)).distinct()))
+            # Only this account's channels: another workspace's mutes and quiet hours are none of its business.
+            channels = {r.channel for r in routes} | ({default} if default else set()) | posted_in
             quiet = tuple(Quiet(q.channel, q.start_hour, q.end_hour, q.timezone) for q in s.scalars(
                 select(QuietHours).where(QuietHours.channel.in_(channels))))
-            mutes = tuple((m.rule, m.channel) for m in s.scalars(select(AlertMute).order_by(AlertMute.rule)))
+            mutes = tuple((m.rule, m.channel) for m in s.scalars(
+                select(AlertMute).where(AlertMute.channel.in_(channels)).order_by(AlertMute.rule)))
             mine = select(Alert.id).where(Alert.account_id == account_id)
             dead_rows = s.execute(
                 select(AlertDelivery, Alert.rule).join(Alert, Alert.id == AlertDelivery.alert_id)

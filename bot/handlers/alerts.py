@@ -201,12 +201,20 @@ def more(ctx: Ctx, state: dict[str, Any]) -> None:
 def view_invoice(ctx: Ctx, state: dict[str, Any]) -> None:
     grant, alert = alert_grant(ctx, _id(state))
     detail = ctx.deps.billing.invoice(alert.account_id, str(alert.payload.get("number")), now=ctx.now)
+    _audit(ctx, "alert.view_invoice", alert)
     ctx.reply(grant, in_thread=True).send(invoice_message(detail, reader_for(grant)))
 
 
 def invoice_pdf(ctx: Ctx, state: dict[str, Any]) -> None:
     grant, alert = alert_grant(ctx, _id(state))
+    _audit(ctx, "alert.invoice_pdf", alert)
     ledger.invoice_pdf(ctx, grant, str(alert.payload.get("number")))
+
+
+def _audit(ctx: Ctx, action: str, alert: AlertInfo) -> None:
+    """Reading changes nothing, but who opened which invoice from an alert belongs in the audit trail."""
+    ctx.deps.tenancy.audit(actor=ctx.who.actor, action=action, entity="alert", entity_id=str(alert.id), at=ctx.now,
+                           detail=str(alert.payload.get("number")))
 
 
 def _id(state: dict[str, Any]) -> int:
