@@ -8,14 +8,14 @@ Contract: `start_sandbox(database_url, port=3000)` returns a running `Sandbox`:
    one-message-per-second-per-channel limit on;
 3. the bot's own `web` app (`bot.app.build_app` + `bot.web.wsgi_app`) is served by waitress on 127.0.0.1:<bot_port>
    (0: any free port), with a signing secret made for this run and SLACK_API_URL pointing at the fake;
-4. each `Companion` (e.g. the alerts worker) is started with the bot's dependencies and its Web API client.
+4. each `Companion` is started with the bot's dependencies and a Web API client; `run_sandbox` passes
+   `alerts_worker`, the `billing-bot worker` jobs on a background scheduler, so alerts appear live.
 `Sandbox.stop()` stops all of it in reverse order and joins every thread it started; `run_sandbox` is the CLI
 loop (prints the URL, waits for Ctrl-C or SIGTERM, stops). Nothing here needs a Slack token or the internet.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import secrets
@@ -46,8 +46,6 @@ log = logging.getLogger("billing_bot.sandbox")
 DEFAULT_PORT = 3000
 DEFAULT_ACCOUNT = "acme-corp"
 ACTOR = "sandbox"
-#: The worker's documented in-process entry point, once `billing-bot worker` exists: `(deps, client) -> stop`.
-WORKER_ENTRY = ("bot.jobs.scheduler", "start_in_process")
 
 Stop = Callable[[], None]
 #: Something that runs next to the bot (the alerts worker): started with its deps and client, returns its stop.
@@ -178,31 +176,46 @@ def _shutdown_pools(deps: Deps) -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def default_companions() -> list[Companion]:
-    """The alerts worker, when `bot.jobs.scheduler` offers its in-process entry point (`WORKER_ENTRY`)."""
-    module_name, attribute = WORKER_ENTRY
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return []
-    start = getattr(module, attribute, None)
-    return [start] if callable(start) else []
+def alerts_worker(deps: Deps, client: WebClient) -> Stop:
+    """The `billing-bot worker` jobs (`bot.jobs.scheduler.schedule`) on a background scheduler in this process.
+
+    The worker's own loop blocks its thread until the process ends; the sandbox needs a scheduler it can stop.
+    On PostgreSQL another worker may already lead for this database: then this one stays out of the way.
+    """
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from bot.jobs.scheduler import WorkerDeps, schedule
+
+    worker = WorkerDeps.build(deps.db, token=deps.settings.bot_token, api_url=deps.settings.api_url,
+                              clock=deps.clock)
+    if not worker.leadership.try_acquire():
+        log.warning("another billing-bot worker leads for this database: the sandbox runs without its own")
+        return lambda: None
+    scheduler = BackgroundScheduler(timezone="UTC")
+    schedule(scheduler, worker)
+    scheduler.start()
+
+    def stop() -> None:
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
+        worker.leadership.release()
+
+    return stop
 
 
 def run_sandbox(database_url: str | None, *, port: int = DEFAULT_PORT) -> int:
     """The CLI loop: start, print where to go, wait for Ctrl-C (or SIGTERM), stop cleanly."""
-    for noisy in ("weasyprint", "fontTools"):  # their INFO lines (one per PDF step) would bury the URL
+    # Their INFO lines (one per PDF step, one per 2-second delivery run) would bury the URL and the bot's own logs.
+    for noisy in ("weasyprint", "fontTools", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    companions = default_companions()
-    sandbox = start_sandbox(database_url, port=port, companions=companions)
+    sandbox = start_sandbox(database_url, port=port, companions=[alerts_worker])
     done = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         done.set()
 
     previous = signal.signal(signal.SIGTERM, on_term)
-    worker = "with the alerts worker" if companions else "no alerts worker in this build"
-    print(f"Sandbox Slack workspace on {sandbox.url}/  (bot at {sandbox.bot_url}/slack/events, {worker})\n"
+    print(f"Sandbox Slack workspace on {sandbox.url}/  (bot at {sandbox.bot_url}/slack/events, alerts worker on)\n"
           f"Open it in a browser and type /billing in #finance. Ctrl-C stops.", flush=True)
     try:
         while not done.wait(0.5):
