@@ -8,10 +8,13 @@ signed requests. Assertions are on what the person sees in the channel (`Sandbox
 from __future__ import annotations
 
 import json
+import shutil
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +25,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.sandbox.fake_slack import FakeSlack
 from bot.sandbox.relay import TROUBLE, Relay
-from bot.sandbox.runner import serve_wsgi
+from bot.sandbox.runner import alerts_worker, serve_wsgi, start_sandbox
 from bot.sandbox.ui import SandboxUI
 
 SECRET = "rules-signing-secret"
@@ -203,3 +206,28 @@ def test_the_ui_is_served_by_the_fake_over_http(workspace: Workspace) -> None:
     assert json.load(urllib.request.urlopen(request, timeout=5))["ok"] is True
     feed = json.load(urllib.request.urlopen(f"{base}ui/feed?as=U_VIEWER&c=C_GENERAL", timeout=5))
     assert "hello team" in feed["feed"] and "Alice Admin" in feed["feed"]
+
+
+def test_start_sandbox_runs_the_real_bot_and_the_worker_and_stops_every_thread(seeded_sqlite: Path,
+                                                                              tmp_path: Path) -> None:
+    database = tmp_path / "sandbox.db"
+    shutil.copy(seeded_sqlite, database)
+    ours = ("fake-slack", "sandbox-bot-web", "APScheduler", "billing_", "bolt_", "waitress")
+    before = {t.ident for t in threading.enumerate()}
+
+    sandbox = start_sandbox(f"sqlite:///{database}", port=0, companions=[alerts_worker])
+    try:
+        request = urllib.request.Request(f"{sandbox.url}/ui/send", method="POST", data=json.dumps(
+            {"as": "U_VIEWER", "c": "C_FINANCE", "text": "/billing invoices overdue"}).encode())
+        assert json.load(urllib.request.urlopen(request, timeout=5))["ok"] is True
+        def posted(header: str) -> bool:
+            return any(b.get("type") == "header" and b["text"]["text"].startswith(header)
+                       for m in sandbox.fake.messages("C_FINANCE") for b in m.blocks or [])
+
+        sandbox.fake.wait_for(lambda: posted("Invoices — overdue"), timeout=30, what="the viewer's invoice list")
+        sandbox.fake.wait_for(lambda: posted("Overdue invoice"), timeout=30, what="the worker's overdue alert")
+    finally:
+        sandbox.stop()
+
+    left = [t.name for t in threading.enumerate() if t.ident not in before and t.name.startswith(ours)]
+    assert left == []

@@ -163,10 +163,11 @@ def serve_wsgi(application: Callable[..., Any], *, port: int = 0, name: str = "s
     thread.start()
 
     def stop() -> None:
-        server.close()  # the accept socket and the wake-up trigger: the loop ends once its map is empty
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-        wasyncore.close_all(server._map)  # open keep-alive connections would keep the loop alive
+        # Close every socket (listener, keep-alive connections, the trigger) from inside the loop's own thread,
+        # so its select() never sees a closed descriptor; the loop ends when its map is empty.
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         thread.join(timeout=5)
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
 
     return f"http://127.0.0.1:{server.effective_port}", stop
 

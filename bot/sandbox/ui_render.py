@@ -47,7 +47,7 @@ _TOKEN = re.compile(r"<([^<>\s][^<>]*)>")
 _BOLD = re.compile(r"(?<![\w*])\*(?!\s)([^*\n]+?)(?<!\s)\*(?![\w*])")
 _ITALIC = re.compile(r"(?<![\w_])_(?!\s)([^_\n]+?)(?<!\s)_(?![\w_])")
 _STRIKE = re.compile(r"(?<![\w~])~(?!\s)([^~\n]+?)(?<!\s)~(?![\w~])")
-_EMOJI = re.compile(r":([a-z0-9_+\-']+):")
+_EMOJI = re.compile(r"(?<!\w):([a-z0-9_+\-']+):(?!\w)")  # not the colons of a time such as 1:50:50
 _HOLE = re.compile(r"\x00(\d+)\x00")
 
 
@@ -249,7 +249,7 @@ def element_html(element: Any, block_id: str, lookup: Lookup) -> str:
         return (f'<img class="bk-thumb" src="{esc(_image_src(element, lookup))}" '
                 f'alt="{esc(element.get("alt_text", ""))}">')
     if kind in ("static_select", "overflow"):
-        placeholder = "⋯" if kind == "overflow" else plain(element.get("placeholder")) or "Select an item"
+        placeholder = "•••" if kind == "overflow" else plain(element.get("placeholder")) or "Select an item"
         initial = element.get("initial_option") or {}
         selected = {str(initial.get("value"))} if initial else set()
         css = "bk-overflow" if kind == "overflow" else "bk-select"
