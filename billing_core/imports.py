@@ -9,6 +9,7 @@ objects are upserted one savepoint each, so a rejected object leaves the others 
 
 from __future__ import annotations
 
+import codecs
 import io
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -91,10 +92,9 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
     size = path.stat().st_size
     with path.open("rb") as raw:
         counted = _CountingReader(raw)
-        text = io.TextIOWrapper(io.BufferedReader(counted, 1 << 20), encoding="utf-8-sig", newline="")
         batch: list[UsageIn] = []
         starts: set[datetime] = set()
-        for item in read_focus(_decoded(text, report), options, resolver):
+        for item in read_focus(_decoded(io.BufferedReader(counted, 1 << 20), report), options, resolver):
             if isinstance(item, Rejection):
                 report.reject(item)
                 continue
@@ -123,14 +123,17 @@ def _write_batch(db: Database, batch: list[UsageIn], report: FileReport, starts:
     report.last_day = max(days + ([report.last_day] if report.last_day else []))
 
 
-def _decoded(text: IO[str], report: FileReport) -> Iterator[str]:
-    """Lines of the file; bytes that are not UTF-8 end the file with a rejection instead of a traceback."""
-    line = 1
-    try:
-        for line, chunk in enumerate(text, start=1):  # noqa: B007 - `line` is read after the loop
-            yield chunk
-    except UnicodeDecodeError as exc:
-        report.reject(Rejection(line + 1, None, f"not UTF-8 text ({exc.reason}); the rest of the file was skipped"))
+def _decoded(data: IO[bytes], report: FileReport) -> Iterator[str]:
+    """The file's lines as text, without a byte-order mark. A line that is not UTF-8 is rejected (by its
+    number) and read as a blank line, so the CSV reader's line numbers stay those of the file."""
+    for number, line in enumerate(data, start=1):
+        if number == 1 and line.startswith(codecs.BOM_UTF8):
+            line = line[len(codecs.BOM_UTF8):]
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            report.reject(Rejection(number, None, f"not UTF-8 text (byte {exc.start + 1}: {exc.reason})"))
+            yield "\n"
 
 
 class _CountingReader(io.RawIOBase):

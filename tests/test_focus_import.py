@@ -275,3 +275,16 @@ def test_rows_naming_no_provider_take_the_default_one(db: Database) -> None:
     [report] = import_focus(db, "acme", [sample], now=NOW, default_provider="Contoso Cloud")
     summary = Billing(db).usage("acme", Period(date(2023, 1, 1), date(2023, 1, 2), "1 Jan 2023"), group_by="provider")
     assert report.rejections == [] and [(r.key, r.cost) for r in summary.rows] == [("Contoso Cloud", Decimal("0.50"))]
+
+
+def test_a_line_that_is_not_utf8_is_rejected_alone(db: Database, tmp_path: Path) -> None:
+    _account(db)
+    header, rows = _rows(AI)
+    path = _write(tmp_path / "latin1.csv", header, rows)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b"Output tokens", b"Sortie \xe9t\xe9")  # Latin-1 bytes on line 3
+    path.write_bytes(b"\xef\xbb\xbf" + b"".join(lines))
+    [report] = import_focus(db, "acme", [path], now=NOW)
+    assert [(r.line, r.column) for r in report.rejections] == [(3, None)]
+    assert report.rejections[0].reason.startswith("not UTF-8 text (byte ")
+    assert report.rows == 3 and report.cost == Decimal("54.50")

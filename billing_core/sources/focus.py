@@ -116,8 +116,8 @@ class _RowError(Exception):
 def read_focus(lines: Iterable[str], options: FocusOptions, resolve: Resolver) -> Iterator[UsageIn | Rejection]:
     """Each data row of a FOCUS CSV as a `UsageIn`, or a `Rejection` naming its line and column.
 
-    `lines` is a text stream (open it with `encoding="utf-8-sig", newline=""` so a byte-order mark and
-    quoted line breaks are handled). Memory stays bounded whatever the file size.
+    `lines` are the file's lines as text, line endings kept (a file opened with `encoding="utf-8-sig",
+    newline=""` will do). Memory stays bounded whatever the file size.
     """
     reader = csv.reader(lines)
     header = next(reader, None)
