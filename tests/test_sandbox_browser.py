@@ -162,3 +162,26 @@ def test_someone_without_access_is_told_so_privately(browser: Any, sandbox: Sand
     refusal.wait_for()
     assert "Only visible to you" in refusal.inner_text()
     shot(page, "no-access")
+
+
+def test_the_budget_modal_refuses_a_bad_amount_then_saves(browser: Any, sandbox: Sandbox) -> None:
+    page = open_page(browser, sandbox)
+    type_command(page, "/billing budget set")
+    modal = page.locator("form.modal", has_text="Set a budget")
+    modal.wait_for()
+    modal.locator('[data-block-id="budget_name"] input').fill("sandbox-check")
+    modal.locator('[data-block-id="budget_amount"] input').fill("lots")
+    modal.locator("button[type=submit]").click()
+
+    error = modal.locator('[data-block-id="budget_amount"] .field-error')
+    error.wait_for()
+    shot(page, "budget-modal-error")
+
+    modal.locator('[data-block-id="budget_amount"] input').fill("25000")
+    modal.locator('[data-block-id="budget_channel"] select').select_option("C_FINANCE")
+    modal.locator("button[type=submit]").click()
+    modal.wait_for(state="detached")
+    saved = page.locator(".msg", has_text="sandbox-check")
+    saved.wait_for()
+    assert "$25,000.00" in saved.inner_text()
+    shot(page, "budget-saved")

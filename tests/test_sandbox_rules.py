@@ -76,6 +76,11 @@ def rule_breaking_bot(fake: FakeSlack) -> App:
         amount = view["state"]["values"]["amount"]["value"]["value"] or ""
         if amount == "slow":
             time.sleep(3.3)
+        if amount in ("push", "huge"):
+            blocks = [section(f"line {i}") for i in range(101 if amount == "huge" else 1)]
+            ack(response_action="push" if amount == "push" else "update",
+                view={"type": "modal", "title": {"type": "plain_text", "text": "Confirm"}, "blocks": blocks})
+            return
         if not amount.isdigit():
             ack(response_action="errors", errors={"amount": "Enter a whole number of dollars."})
             return
@@ -193,6 +198,36 @@ def test_a_late_modal_ack_keeps_the_modal_open_with_slacks_trouble_line(workspac
 
     assert (outcome["error"], outcome["closed"]) == (TROUBLE, False)
     assert workspace.relay.open_modal("U_ADMIN") is not None
+
+
+def test_a_pushed_view_stacks_on_the_modal_and_closing_it_goes_back(workspace: Workspace) -> None:
+    workspace.type("/billing modal")
+    workspace.fake.wait_for_calls("views.open")
+    first = workspace.relay.open_modal("U_ADMIN")
+    assert first is not None
+    values = {"amount": {"value": {"type": "plain_text_input", "value": "push"}}}
+
+    assert workspace.ui.submit({"as": "U_ADMIN", "view": first.id, "values": values}).ok
+    pushed = workspace.relay.open_modal("U_ADMIN")
+    assert pushed is not None and pushed.payload["title"]["text"] == "Confirm"
+
+    workspace.ui.close({"as": "U_ADMIN", "view": pushed.id})
+    back = workspace.relay.open_modal("U_ADMIN")
+    assert back is not None and back.id == first.id
+
+
+def test_an_update_with_101_blocks_is_refused_in_the_modal(workspace: Workspace) -> None:
+    workspace.type("/billing modal")
+    workspace.fake.wait_for_calls("views.open")
+    modal = workspace.relay.open_modal("U_ADMIN")
+    assert modal is not None
+    values = {"amount": {"value": {"type": "plain_text_input", "value": "huge"}}}
+
+    outcome = workspace.ui.submit({"as": "U_ADMIN", "view": modal.id, "values": values})
+
+    assert outcome.error is not None and "response_action update: invalid_arguments" in outcome.error
+    still = workspace.relay.open_modal("U_ADMIN")
+    assert still is not None and still.payload["title"]["text"] == "Budget"
 
 
 def test_the_ui_is_served_by_the_fake_over_http(workspace: Workspace) -> None:

@@ -426,6 +426,22 @@ def views_publish(s: SlackState, a: Args) -> Json:
     return {"ok": True, "view": payload}
 
 
+def view_submission_response(s: SlackState, view_id: str, action: str, view: Any) -> Json:
+    """A view_submission ack's `response_action`: `update` replaces the submitted view, `push` stacks a new one;
+    the view is checked like views.update/views.push would check it."""
+    current = s.views.get(view_id)
+    if current is None:
+        raise ApiError("not_found")
+    new = _view_arg(s, view, kind="modal", own=current.id if action == "update" else None)
+    if action == "update":
+        current.payload = _echo(s, new, current.id, current.root_view_id, current.payload.get("previous_view_id"))
+        return current.payload
+    if len([v for v in s.views.values() if v.root_view_id == current.root_view_id]) >= 3:
+        raise ApiError("push_limit_reached")
+    pushed: Json = _store(s, new, current.user, root=current.root_view_id, previous=current.id)["view"]
+    return pushed
+
+
 # --- files ----------------------------------------------------------------------------------------------------
 
 

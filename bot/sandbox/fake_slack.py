@@ -36,7 +36,15 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
-from bot.sandbox.fake_methods import METHODS, ApiError, Args, file_json, post_response_url, upload_bytes
+from bot.sandbox.fake_methods import (
+    METHODS,
+    ApiError,
+    Args,
+    file_json,
+    post_response_url,
+    upload_bytes,
+    view_submission_response,
+)
 from bot.sandbox.fake_state import (
     Call,
     Channel,
@@ -385,6 +393,13 @@ class FakeSlack:
                 self._state.ephemeral.setdefault((message.channel, ephemeral_to), []).append(message)
             self._state.changed.notify_all()
             return copy.deepcopy(message)
+
+    def view_submission_response(self, view_id: str, action: str, view: Any) -> View:
+        """Apply a submission ack's `update`/`push` as Slack does; raises `ApiError` for a view Slack would refuse."""
+        with self._state.changed:
+            payload = view_submission_response(self._state, view_id, action, view)
+            self._state.changed.notify_all()
+            return copy.deepcopy(self._state.views[str(payload["id"])])
 
     def trigger_user(self, trigger_id: str) -> str | None:
         """The user a trigger id was issued for (to place an error about it)."""

@@ -7,7 +7,8 @@ It waits at most `ACK_DEADLINE` (3 s) for the bot's HTTP ack and then applies it
 - a slash command's ack body becomes a message (ephemeral unless `response_type: in_channel`); no ack in
   time becomes `/billing failed with the error "operation_timeout"`, a non-200 ack `"dispatch_failed"`;
 - a click that is not acked in time, or refused, becomes an error line for that person in that channel;
-- a modal submission's ack closes the view (empty body), clears the stack (`clear`) or shows `errors` on fields;
+- a modal submission's ack closes the view (empty body), clears the stack (`clear`), shows `errors` on fields,
+  or replaces (`update`) or stacks (`push`) a view, checked like views.update/views.push;
   a late ack leaves the modal open with Slack's "We had some trouble connecting" line.
 The Web API calls the fake refused (invalid_blocks, expired_trigger_id, used response_url, 429, ...) become
 `Notice`s in the channel they were about, so a rule the bot broke is visible where the person is looking.
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.sandbox import signing
+from bot.sandbox.fake_methods import ApiError
 from bot.sandbox.fake_slack import FakeSlack
 from bot.sandbox.fake_state import Call, Json, Message, View
 
@@ -167,7 +169,12 @@ class Relay:
         if action == "clear":
             self._close(v.id for v in self._stack(view))
         elif action in ("update", "push"):
-            return Outcome(False, f"response_action \"{action}\" is not modelled by the sandbox")
+            try:
+                self.fake.view_submission_response(view_id, str(action), reply.get("view"))
+            except ApiError as refused:
+                return Outcome(False, f"Slack refused the app's response_action {action}: {refused.error} "
+                                      f"{' '.join(refused.extra.get('response_metadata', {}).get('messages', []))}")
+            return Outcome(True)  # the modal stays open, showing the new view
         else:
             self._close([view_id])
         return Outcome(True, closed=True)

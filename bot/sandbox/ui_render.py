@@ -289,8 +289,8 @@ def input_html(element: Json, block_id: str, lookup: Lookup) -> str:
         current = str(element.get(initial_key) or "")
         prefix = "@" if kind == "users_select" else "#"
         options = [{"value": k, "text": f"{prefix}{v}"} for k, v in names.items() if v]
-        return f"<select {data}>{_option_tags(options, {current} if current else set(), placeholder or 'Select')}" \
-               "</select>"
+        prompt = placeholder or ("Select a person" if kind == "users_select" else "Select a channel")
+        return f"<select {data}>{_option_tags(options, {current} if current else set(), prompt)}</select>"
     if kind in ("radio_buttons", "checkboxes"):
         checked: list[Json] = element.get("initial_options") or (
             [element["initial_option"]] if element.get("initial_option") else [])
