@@ -27,6 +27,7 @@ from bot.sandbox.fake_slack import FakeSlack
 from bot.sandbox.relay import TROUBLE, Relay
 from bot.sandbox.runner import alerts_worker, serve_wsgi, start_sandbox
 from bot.sandbox.ui import SandboxUI
+from bot.sandbox.ui_render import Lookup, file_html, mrkdwn
 
 SECRET = "rules-signing-secret"
 ROLES = {"U_ADMIN": "admin", "U_VIEWER": "viewer", "U_NOBODY": "no access"}
@@ -266,3 +267,27 @@ def test_start_sandbox_runs_the_real_bot_and_the_worker_and_stops_every_thread(s
 
     left = [t.name for t in threading.enumerate() if t.ident not in before and t.name.startswith(ours)]
     assert left == []
+
+
+# --- what the page shows for what the bot sent -------------------------------------------------------------
+
+
+def test_mrkdwn_is_rendered_and_whatever_the_bot_sends_is_escaped() -> None:
+    lookup = Lookup(users={"U_ADMIN": "Alice Admin"}, channels={"C_FINANCE": "finance"})
+    shown = mrkdwn("*Total* _due_ `INV-7` <https://pay.example/i?a=1&amp;b=2|Pay> <@U_ADMIN> <#C_FINANCE> "
+                   ":warning: at 1:50:50 <script>alert(1)</script> &lt;b&gt;", lookup)
+
+    assert "<strong>Total</strong>" in shown and "<em>due</em>" in shown and "<code>INV-7</code>" in shown
+    assert '<a href="https://pay.example/i?a=1&amp;b=2" target="_blank" rel="noopener">Pay</a>' in shown
+    assert "@Alice Admin" in shown and "#finance" in shown
+    assert '<span class="emoji">:warning:</span>' in shown and "1:50:50" in shown
+    assert "<script" not in shown and "&lt;b&gt;" in shown
+
+
+def test_a_png_shows_inline_and_a_pdf_is_a_download_with_its_type() -> None:
+    png = file_html({"name": "chart.png", "title": "Cost", "mimetype": "image/png", "url_private": "/f/1/chart.png"})
+    pdf = file_html({"name": "INV-1.pdf", "title": "Invoice", "mimetype": "application/pdf", "filetype": "pdf",
+                     "size": 14_000, "url_private": "/f/2/INV-1.pdf"})
+
+    assert '<img src="/f/1/chart.png"' in png
+    assert 'download="INV-1.pdf"' in pdf and 'data-mimetype="application/pdf"' in pdf and "14 KB" in pdf
