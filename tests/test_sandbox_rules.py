@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import threading
 import time
 import urllib.request
@@ -25,7 +26,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.sandbox.fake_slack import FakeSlack
 from bot.sandbox.relay import TROUBLE, Relay
-from bot.sandbox.runner import alerts_worker, serve_wsgi, start_sandbox
+from bot.sandbox.runner import alerts_worker, run_sandbox, serve_wsgi, start_sandbox
 from bot.sandbox.ui import SandboxUI
 from bot.sandbox.ui_render import Lookup, file_html, mrkdwn
 
@@ -291,3 +292,16 @@ def test_a_png_shows_inline_and_a_pdf_is_a_download_with_its_type() -> None:
 
     assert '<img src="/f/1/chart.png"' in png
     assert 'download="INV-1.pdf"' in pdf and 'data-mimetype="application/pdf"' in pdf and "14 KB" in pdf
+
+
+def test_a_busy_port_is_reported_in_one_line_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as stopped:
+            run_sandbox(f"sqlite:///{tmp_path / 'never.db'}", port=port)
+
+    assert str(stopped.value.code) == (f"Port {port} on 127.0.0.1 is not free (Address already in use); "
+                                       f"try --port {port + 5}.")
+    assert not (tmp_path / "never.db").exists()

@@ -52,6 +52,10 @@ Stop = Callable[[], None]
 Companion = Callable[[Deps, WebClient], Stop]
 
 
+class PortInUse(Exception):
+    """The sandbox's port is taken (another sandbox, or anything else listening there)."""
+
+
 @dataclass
 class Sandbox:
     """A running sandbox: `url` is the browser UI and the Web API base; `bot_url` the bot's own HTTP server."""
@@ -120,11 +124,14 @@ def start_sandbox(database_url: str | None = None, *, port: int = DEFAULT_PORT, 
     # slack_sdk sends even loopback traffic through HTTP(S)_PROXY (it ignores NO_PROXY); the sandbox is local only.
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         os.environ.pop(name, None)
+    try:
+        fake = FakeSlack(rate_limit_per_channel=rate_limit).start(port)  # first: a busy port fails before seeding
+    except OSError as exc:
+        raise PortInUse(f"Port {port} on 127.0.0.1 is not free ({exc.strerror}); try --port {port + 5}.") from exc
     db = Database(database_url)
-    prepare_database(db, now=datetime.now(UTC))
-    fake = FakeSlack(rate_limit_per_channel=rate_limit).start(port)
     stops: list[Stop] = [fake.stop, db.dispose]
     try:
+        prepare_database(db, now=datetime.now(UTC))
         secret = secrets.token_hex(24)  # per run: only this process signs and checks requests
         settings = Settings(signing_secret=secret, bot_token="xoxb-sandbox-local", api_url=fake.url,
                             database_url=db.url)
@@ -209,7 +216,10 @@ def run_sandbox(database_url: str | None, *, port: int = DEFAULT_PORT) -> int:
     # Their INFO lines (one per PDF step, one per 2-second delivery run) would bury the URL and the bot's own logs.
     for noisy in ("weasyprint", "fontTools", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    sandbox = start_sandbox(database_url, port=port, companions=[alerts_worker])
+    try:
+        sandbox = start_sandbox(database_url, port=port, companions=[alerts_worker])
+    except PortInUse as busy:
+        raise SystemExit(str(busy)) from None
     done = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
