@@ -133,7 +133,7 @@ def test_download_pdf_posts_the_invoice_pdf_into_the_thread(browser: Any, sandbo
     assert link.get_attribute("download") == "INV-0003.pdf"
 
 
-def test_an_alert_from_the_worker_is_acknowledged(browser: Any, sandbox_with_worker: Sandbox) -> None:
+def test_an_alert_from_the_worker_is_acknowledged_and_another_snoozed(browser: Any, sandbox_with_worker: Sandbox) -> None:
     page = open_page(browser, sandbox_with_worker)
     alert = page.locator(".msg", has=page.locator(".bk-header", has_text="Overdue invoice")).first
     alert.wait_for()  # posted live by the worker's delivery job, no reload
@@ -144,6 +144,10 @@ def test_an_alert_from_the_worker_is_acknowledged(browser: Any, sandbox_with_wor
     assert "@Alice Admin" in done.inner_text()
     alert.scroll_into_view_if_needed()
     shot(page, "alert-acknowledged")
+
+    budget = page.locator(".msg", has=page.locator(".bk-header", has_text="Budget alert")).first
+    budget.locator("select.bk-overflow").select_option(label="Snooze 1 day")  # overflow menu → block_actions
+    page.locator(".msg.ephemeral", has_text="snoozed until").wait_for()
 
 
 def test_the_home_tab_is_published_when_opened(browser: Any, sandbox: Sandbox) -> None:

@@ -285,7 +285,7 @@ class Relay:
         why = f" ({call.detail})" if call.detail else ""
         if call.status == 429:
             text = (f"Slack rate-limited billing-bot's {call.method} (HTTP 429 {call.error}): about one message "
-                    "per second per channel is allowed; the bot has to wait for Retry-After.")
+                    "per second per channel is allowed; an app that waits for Retry-After and tries again is fine.")
         elif call.method == "response_url":
             text = (f"Slack refused billing-bot's reply through a response_url: {call.error} (each one takes "
                     "5 replies within 30 minutes).")
