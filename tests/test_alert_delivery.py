@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -11,11 +13,13 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from apscheduler.schedulers.blocking import BlockingScheduler
 from slack_sdk import WebClient
+from standardwebhooks.webhooks import Webhook
 
 from billing_core.alerts.service import LEASE, Alerts
 from billing_core.db.engine import Database
@@ -26,6 +30,7 @@ from billing_core.results import PaymentMethod, PaymentStatus
 from billing_core.service import Billing
 from bot.jobs.delivery import EVENT_TYPE, Deliverer, delivery_client
 from bot.jobs.scheduler import Leadership, WorkerDeps, schedule
+from bot.jobs.webhooks import WebhookTargets
 from bot.sandbox.fake_slack import FakeSlack
 from tests import factories as f
 from tests.conftest import PG_URL
@@ -253,3 +258,90 @@ def test_quiet_hours_hold_an_alert_until_they_end(db: Database, fake: FakeSlack)
     assert fake.messages("C_FINANCE") == []
     tally = deliverer(db, fake, clock=lambda: due + timedelta(seconds=1)).run_once()  # the morning after
     assert tally.sent == 1 and len(fake.messages("C_FINANCE")) == 1
+
+
+# --- mirrors: signed web-hooks and Slack incoming web-hooks ---------------------------------------------------
+
+SECRET = "whsec_" + base64.b64encode(b"alert-webhook-test-secret-32byte").decode()
+
+
+class Receiver:
+    """A web-hook receiver on 127.0.0.1 that answers with scripted statuses and keeps what it got."""
+
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+        self.got: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                receiver.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                if status == 429:
+                    self.send_header("Retry-After", "0")
+                self.end_headers()
+                self.wfile.write(b"ok" if status == 200 else b"nope")
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver()
+    yield found
+    found.server.shutdown()
+
+
+def mirrored(db: Database, fake: FakeSlack, targets: WebhookTargets) -> Deliverer:
+    sender = deliverer(db, fake)
+    sender.alerts = Alerts(db, mirrors=targets.mirrors)
+    sender.webhooks = targets
+    return sender
+
+
+def test_alerts_are_mirrored_as_signed_web_hooks_retried_with_the_same_id(
+        db: Database, fake: FakeSlack, receiver: Receiver) -> None:
+    seed(db)
+    targets = WebhookTargets(receiver.url, SECRET)
+    sender = mirrored(db, fake, targets)
+    sender.alerts.evaluate(EVALUATED)
+    receiver.statuses = [503, 429]
+    tally = sender.drain(timeout_s=20)
+    assert (tally.sent, tally.retried, tally.dead) == (2, 2, 0)  # Slack once, the web-hook after two refusals
+    assert len({headers["webhook-id"] for headers, _ in receiver.got}) == 1 and len(receiver.got) == 3
+    headers, body = receiver.got[-1]
+    event = Webhook(SECRET).verify(body, headers)
+    assert event["type"] == "alert.created" and event["data"]["rule"] == "overdue"
+    assert "acme: invoice INV-" in event["data"]["summary"]
+    assert len(fake.messages("C_FINANCE")) == 1
+
+
+def test_a_refused_web_hook_is_dead_lettered_and_incoming_web_hooks_get_text_only(
+        db: Database, fake: FakeSlack, receiver: Receiver) -> None:
+    account_id = seed(db)
+    targets = WebhookTargets(receiver.url, SECRET, incoming_url=receiver.url)
+    sender = mirrored(db, fake, targets)
+    sender.alerts.evaluate(EVALUATED)
+    receiver.statuses = [410]  # the first mirror to be tried is refused for good
+    tally = sender.drain(timeout_s=10)
+    assert (tally.sent, tally.dead) == (2, 1)
+    [dead] = sender.alerts.status(account_id).dead
+    assert dead.channel in ("webhook", "incoming") and "HTTP 410" in dead.error
+    plain = [json.loads(body) for headers, body in receiver.got if "webhook-id" not in headers]
+    assert all(set(p) == {"text", "unfurl_links", "unfurl_media"} for p in plain)
+
+
+def test_web_hook_targets_come_from_the_environment_and_need_a_signing_secret() -> None:
+    assert WebhookTargets.from_env({}).mirrors == ()
+    both = WebhookTargets.from_env({"ALERT_WEBHOOK_URL": "https://x/hook", "ALERT_WEBHOOK_SECRET": SECRET,
+                                    "ALERT_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/X"})
+    assert both.mirrors == ("webhook", "incoming")
+    with pytest.raises(SystemExit, match="whsec_"):
+        WebhookTargets.from_env({"ALERT_WEBHOOK_URL": "https://x/hook"})

@@ -37,6 +37,7 @@ from billing_core.service import Billing
 MAX_ATTEMPTS = 8
 LEASE = timedelta(seconds=120)
 KINDS = (*rules.RULES, "*")
+MIRRORS = ("webhook", "incoming")  # outbox purposes besides Slack: signed JSON, Slack incoming web-hook
 OPEN = ("open", "acknowledged")
 
 
@@ -49,7 +50,8 @@ class EvaluationReport:
 
 @dataclass(frozen=True)
 class Delivery:
-    """A claimed outbox entry: post `alert` (purpose "alert") or a reply in its thread ("resolved")."""
+    """A claimed outbox entry: post `alert` (purpose "alert"), a reply in its thread ("resolved"), or send it to
+    a mirror ("webhook": signed JSON; "incoming": a Slack incoming web-hook)."""
 
     id: int
     alert: AlertInfo
@@ -60,10 +62,12 @@ class Delivery:
 
 
 class Alerts:
-    def __init__(self, db: Database, billing: Billing | None = None, *, lease: timedelta = LEASE) -> None:
+    def __init__(self, db: Database, billing: Billing | None = None, *, lease: timedelta = LEASE,
+                 mirrors: Sequence[str] = ()) -> None:
         self.db = db
         self.billing = billing or Billing(db)
         self.lease = lease  # how long a claim is exclusive; longer than any single post and history lookup
+        self.mirrors = tuple(m for m in mirrors if m in MIRRORS)
 
     # --- evaluation --------------------------------------------------------------------------------
 
@@ -215,10 +219,13 @@ class Alerts:
                               channel=channel, is_test=is_test)
                 s.add(alert)
                 s.flush()
-                if status == "open" and channel is not None:
-                    s.add(AlertDelivery(alert_id=alert.id, purpose="alert", channel=channel, state="pending",
+                targets = [("alert", channel)] if status == "open" and channel is not None else []
+                # Mirrors (signed web-hook, Slack incoming web-hook) get every alert, routed in Slack or not.
+                targets += [(mirror, mirror) for mirror in self.mirrors if status != "muted"]
+                for purpose, target in targets:
+                    s.add(AlertDelivery(alert_id=alert.id, purpose=purpose, channel=target, state="pending",
                                         attempts=0, next_attempt_at=now, ambiguous=False, created_at=now))
-                    s.flush()
+                s.flush()
         except IntegrityError:
             return 0
         return alert.id
@@ -361,7 +368,7 @@ class Alerts:
         alert = s.get(Alert, row.alert_id)
         assert alert is not None
         wait_until = in_quiet_hours(quiet, now) if quiet and not alert.is_test else None
-        if row.purpose != "alert" and alert.message_ts is None:
+        if row.purpose == "resolved" and alert.message_ts is None:
             parent = s.scalar(select(AlertDelivery.state).where(AlertDelivery.alert_id == alert.id,
                                                                  AlertDelivery.purpose == "alert"))
             if parent == "dead":

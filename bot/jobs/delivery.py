@@ -11,6 +11,7 @@ Contract:
   a dropped connection is exactly how duplicates happen, so every retry goes through the outbox.
 - At most one message per second per channel from this process (the worker is the only sender).
 - After an alert is posted, its chart (forecast, anomaly, digest) is uploaded into its thread, best effort.
+- Mirrors (`bot.jobs.webhooks`: signed JSON, Slack incoming web-hooks) go through the same outbox and rules.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 import charts
 from billing_core.alerts.rules import AlertInfo
-from billing_core.alerts.service import Alerts, Delivery
+from billing_core.alerts.service import MIRRORS, Alerts, Delivery
 from billing_core.service import Billing
-from bot.views.alerts import alert_message, resolved_reply
+from bot.jobs.webhooks import WebhookTargets, http_client, outgoing_for
+from bot.views.alerts import alert_message, alert_summary, resolved_reply
 from bot.views.common import Reader
 
 log = logging.getLogger("billing_bot.delivery")
@@ -80,8 +83,12 @@ def backoff(attempts: int, rng: Callable[[], float] = random.random) -> timedelt
 def _retry_after(error: SlackApiError) -> float:
     headers = {str(k).lower(): v for k, v in (error.response.headers or {}).items()}
     value = headers.get("retry-after", "1")
+    return _seconds(value[0] if isinstance(value, list) else value)
+
+
+def _seconds(value: object) -> float:
     try:
-        return max(0.0, float(value[0] if isinstance(value, list) else value))
+        return max(0.0, float(str(value if value is not None else "1")))
     except ValueError:
         return 1.0
 
@@ -107,6 +114,8 @@ class Deliverer:
     monotonic: Callable[[], float] = time.monotonic
     rng: Callable[[], float] = random.random
     with_charts: bool = True
+    webhooks: WebhookTargets = field(default_factory=WebhookTargets)
+    http: httpx.Client = field(default_factory=http_client)
     _last_post: dict[str, float] = field(default_factory=dict)
 
     def run_once(self, *, alert_id: int | None = None) -> Tally:
@@ -133,6 +142,8 @@ class Deliverer:
 
     def deliver(self, job: Delivery) -> str:
         """Post one claimed delivery; returns "sent", "found", "retried" or "dead"."""
+        if job.purpose in MIRRORS:
+            return self._send_mirror(job)
         if job.ambiguous:
             try:
                 found = self._find_posted(job)
@@ -210,6 +221,32 @@ class Deliverer:
         at = now + (wait if wait is not None else backoff(job.attempts, self.rng))
         if self.alerts.retry(job.id, error, at=at, ambiguous=ambiguous, now=now):
             return "retried"
+        return "dead"
+
+    # --- mirrors: signed web-hook, Slack incoming web-hook ---------------------------------------------
+
+    def _send_mirror(self, job: Delivery) -> str:
+        """POST the alert to a mirror; its receiver de-duplicates on `webhook-id`, so retries are safe."""
+        request = outgoing_for(self.webhooks, job.purpose, job.alert, alert_summary(job.alert, reader_for(job.alert)),
+                               now=self.clock())
+        if request is None:
+            self.alerts.give_up(job.id, f"no {job.purpose} URL is configured for this worker")
+            return "dead"
+        self._pace(job.purpose)
+        try:
+            response = self.http.post(request.url, content=request.body, headers=request.headers)
+        except httpx.HTTPError as error:
+            return self._retry(job, f"connection error: {error!r}"[:300], ambiguous=False)
+        status = response.status_code
+        if 200 <= status < 300:
+            self.alerts.record_sent(job.id, "", now=self.clock())
+            return "sent"
+        if status == 429:
+            wait = timedelta(seconds=_seconds(response.headers.get("retry-after")))
+            return self._retry(job, "rate limited by the receiver", ambiguous=False, wait=wait)
+        if status == 408 or status >= 500:
+            return self._retry(job, f"the receiver answered {status}", ambiguous=False)
+        self.alerts.give_up(job.id, f"the receiver refused it: HTTP {status} {response.text[:120]}".strip())
         return "dead"
 
     # --- the chart in the thread -------------------------------------------------------------------

@@ -28,6 +28,7 @@ from billing_core.alerts.service import Alerts
 from billing_core.db.engine import Database
 from billing_core.service import Billing
 from bot.jobs.delivery import Deliverer, delivery_client
+from bot.jobs.webhooks import WebhookTargets
 
 log = logging.getLogger("billing_bot.worker")
 
@@ -100,10 +101,12 @@ class WorkerDeps:
     clock: Callable[[], datetime]
 
     @classmethod
-    def build(cls, db: Database, *, token: str | None, api_url: str, clock: Callable[[], datetime]) -> WorkerDeps:
+    def build(cls, db: Database, *, token: str | None, api_url: str, clock: Callable[[], datetime],
+              webhooks: WebhookTargets | None = None) -> WorkerDeps:
+        targets = webhooks or WebhookTargets()
         billing = Billing(db)
-        alerts = Alerts(db, billing)
-        deliverer = Deliverer(alerts, billing, delivery_client(token, api_url), clock=clock)
+        alerts = Alerts(db, billing, mirrors=targets.mirrors)
+        deliverer = Deliverer(alerts, billing, delivery_client(token, api_url), clock=clock, webhooks=targets)
         return cls(db, alerts, deliverer, Leadership(db), clock)
 
 

@@ -156,6 +156,10 @@ def snoozed_message(alert: AlertInfo, until: datetime, reader: Reader) -> Messag
     return message(text, [section(f":zzz: {text}")])
 
 
+def _target(channel: str) -> str:
+    return {"webhook": "the alert web-hook", "incoming": "the Slack incoming web-hook"}.get(channel, f"<#{channel}>")
+
+
 def _channel(channel: str | None) -> str:
     return f"<#{channel}>" if channel else "_nowhere (link a channel or add a route)_"
 
@@ -174,7 +178,8 @@ def alerts_status_message(status: AlertsStatus, reader: Reader, *, is_admin: boo
     blocks.append(divider())
     blocks.append(section(f"*Queue:* {status.pending} waiting to be posted"))
     if status.dead:
-        lines = [f"• alert {d.alert_id} ({d.rule}) to <#{d.channel}>: `{escape(d.error[:150])}`" for d in status.dead]
+        lines = [f"• alert {d.alert_id} ({d.rule}) to {_target(d.channel)}: `{escape(d.error[:150])}`"
+                 for d in status.dead]
         hint = " Invite the bot with `/invite @billing-bot` in that channel, then route again." \
             if any(("not_in_channel" in d.error or "channel_not_found" in d.error) for d in status.dead) else ""
         blocks.append(section(":skull: *Not delivered* (dead letters)\n" + "\n".join(lines) + hint))
