@@ -16,10 +16,11 @@ import pytest
 from sqlalchemy import select
 
 from billing_core.alerts.rules import AlertInfo
+from billing_core.alerts.service import Alerts
 from billing_core.db.models import AuditEntry
 from bot.ids import Action
-from bot.jobs.delivery import EVENT_TYPE
-from bot.sandbox.fake_state import Message
+from bot.jobs.delivery import EVENT_TYPE, Deliverer, delivery_client
+from bot.sandbox.fake_state import Channel, Message
 from bot.views.alerts import alert_message
 from bot.views.common import Reader, pack
 from tests.slack_harness import BotHarness
@@ -193,3 +194,24 @@ def test_alert_views_escape_names_keep_a_text_fallback_and_fit_slack_limits() ->
                               "movers": movers})
     text = json.dumps(alert_message(digest, Reader())["blocks"], ensure_ascii=False)
     assert "deployment d0: €10.00 (−€2.50)" in text and "Open invoices" in text
+
+
+def test_an_alert_to_a_channel_without_the_bot_is_reported_and_can_be_retried_after_an_invite(
+        bot: BotHarness) -> None:
+    bot.command("alerts route overdue <#C_NOTIN|random>")
+    bot.settle()
+    bot.command("alerts test overdue")
+    bot.settle()
+    assert "could not be posted in the overdue channel: not_in_channel — invite the bot" in bot.last_text()
+    assert "then `/billing alerts retry`" in status_shown(bot)
+    bot.fake.add_channel(Channel("C_NOTIN", "random", ["U_ADMIN", "U_VIEWER", "U_NOBODY", "U_BOT"]))  # /invite
+    bot.command("alerts retry")
+    bot.settle()
+    assert "1 undelivered alert queued again" in bot.last_text()
+    sender = Deliverer(Alerts(bot.db), bot.deps.billing, delivery_client("xoxb-harness", bot.fake.url),
+                       clock=bot.deps.clock, with_charts=False)
+    assert sender.drain(timeout_s=10).sent == 1  # what the worker does on its next pass
+    assert [m.text[:7] for m in bot.fake.messages("C_NOTIN")] == ["[TEST] "]
+    bot.command("alerts route overdue off")
+    bot.settle()
+    assert "No undelivered alerts." in status_shown(bot)

@@ -417,6 +417,20 @@ class Alerts:
             assert row is not None
             row.state, row.last_error, row.ambiguous = "dead", error, False
 
+    def requeue_dead(self, account_id: int, *, actor: str, now: datetime) -> int:
+        """Give the account's dead letters a fresh start (after the bot was invited, say); audited."""
+        with self.db.unit_of_work() as s:
+            mine = select(Alert.id).where(Alert.account_id == account_id)
+            rows = list(s.scalars(select(AlertDelivery).where(AlertDelivery.state == "dead",
+                                                              AlertDelivery.alert_id.in_(mine))))
+            for row in rows:
+                # Not ambiguous: a dead letter was refused by Slack or the receiver, never half-sent.
+                row.state, row.attempts, row.next_attempt_at, row.ambiguous = "pending", 0, now, False
+            if rows:
+                record(s, actor=actor, action="alert.retry_dead", entity="account", entity_id=str(account_id),
+                       at=now, detail=f"{len(rows)} deliveries")
+            return len(rows)
+
     def pending_count(self) -> int:
         with self.db.unit_of_work() as s:
             return int(s.scalar(select(func.count(AlertDelivery.id)).where(

@@ -41,7 +41,7 @@ KIND_WORDS = {**{r: r for r in RULES}, "all": "*", "default": "*", "invoices": "
               "anomalies": "anomaly", "forecasts": "forecast", "digests": "digest"}
 _HOURS = re.compile(r"^(\d{1,2})(?::00)?-(\d{1,2})(?::00)?$")
 USAGE = ("/billing alerts · /billing alerts route overdue #finance · /billing alerts quiet 22-7 · "
-         "/billing alerts test budget · /billing alerts unmute overdue")
+         "/billing alerts test budget · /billing alerts unmute overdue · /billing alerts retry")
 
 
 def service(ctx: Ctx) -> Alerts:
@@ -61,6 +61,8 @@ def alerts(ctx: Ctx, args: tuple[str, ...]) -> None:
         quiet(ctx, list(args[1:]))
     elif words[0] == "test" and len(args) <= 2:
         send_test(ctx, _kind(words[1]) if len(words) == 2 else "budget")
+    elif words == ["retry"]:
+        retry_dead(ctx)
     elif words[0] == "unmute" and len(args) in (2, 3):
         unmute(ctx, _kind(words[1]), args[2] if len(args) == 3 else None)
     else:
@@ -148,7 +150,19 @@ def send_test(ctx: Ctx, kind: str) -> None:
         return
     report = alerts_service.status(grant.account.id)
     error = next((d.error for d in report.dead if d.alert_id == alert_id), "it is queued and will be retried")
-    raise InvalidInput(f"The test alert could not be posted in <#{channel}>: {error}.", hint="/billing alerts status")
+    # Core errors are shown escaped (no mentions), so the channel is named in words here.
+    raise InvalidInput(f"The test alert could not be posted in the {kind} channel: {error}.",
+                       hint="/billing alerts status")
+
+
+def retry_dead(ctx: Ctx) -> None:
+    """Requeue the account's undelivered alerts; the worker posts them on its next pass."""
+    grant = ctx.admin()
+    count = service(ctx).requeue_dead(grant.account.id, actor=ctx.who.actor, now=ctx.now)
+    if not count:
+        raise InvalidInput("There are no undelivered alerts to retry.", hint="/billing alerts status")
+    ctx.private().private(done_message(f"{count} undelivered alert{'s' if count != 1 else ''} queued again; "
+                                       "the worker posts them within seconds."))
 
 
 def unmute(ctx: Ctx, kind: str, target: str | None) -> None:

@@ -180,7 +180,7 @@ def alerts_status_message(status: AlertsStatus, reader: Reader, *, is_admin: boo
     if status.dead:
         lines = [f"• alert {d.alert_id} ({d.rule}) to {_target(d.channel)}: `{escape(d.error[:150])}`"
                  for d in status.dead]
-        hint = " Invite the bot with `/invite @billing-bot` in that channel, then route again." \
+        hint = " Invite the bot with `/invite @billing-bot` in that channel, then `/billing alerts retry`." \
             if any(("not_in_channel" in d.error or "channel_not_found" in d.error) for d in status.dead) else ""
         blocks.append(section(":skull: *Not delivered* (dead letters)\n" + "\n".join(lines) + hint))
     else:
@@ -191,6 +191,6 @@ def alerts_status_message(status: AlertsStatus, reader: Reader, *, is_admin: boo
             for a in status.recent)))
     blocks.append(context("Admins: `/billing alerts route overdue #finance` · `/billing alerts route budget "
                           "#eng-costs` · `/billing alerts quiet 22-7` · `/billing alerts test budget` · "
-                          "`/billing alerts unmute overdue`" if is_admin else
+                          "`/billing alerts unmute overdue` · `/billing alerts retry`" if is_admin else
                           "Only billing admins can change routes and quiet hours."))
     return message(f"Alerts of {status.account.name}: {len(status.dead)} undelivered, {status.pending} queued", blocks)
