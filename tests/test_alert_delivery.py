@@ -345,3 +345,16 @@ def test_web_hook_targets_come_from_the_environment_and_need_a_signing_secret() 
     assert both.mirrors == ("webhook", "incoming")
     with pytest.raises(SystemExit, match="whsec_"):
         WebhookTargets.from_env({"ALERT_WEBHOOK_URL": "https://x/hook"})
+
+
+def test_without_the_history_scope_an_interrupted_post_is_held_back_with_a_hint_not_repeated(
+        db: Database, fake: FakeSlack) -> None:
+    account_id = seed(db)
+    alerts = Alerts(db, lease=timedelta(seconds=0))
+    alerts.evaluate(EVALUATED)
+    [job] = alerts.claim_due(wall())  # claimed, then the worker died: nobody knows whether it was posted
+    fake.fail_next("conversations.history", error="missing_scope")
+    tally = deliverer(db, fake).drain(timeout_s=5)
+    assert (tally.sent, tally.dead) == (0, 1) and fake.calls("chat.postMessage") == []
+    [dead] = alerts.status(account_id).dead
+    assert dead.alert_id == job.alert.id and "channels:history" in dead.error and "retry" in dead.error

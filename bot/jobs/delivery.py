@@ -49,6 +49,8 @@ PERMANENT = frozenset({"channel_not_found", "not_in_channel", "is_archived", "in
                        "token_revoked", "missing_scope", "invalid_blocks", "msg_too_long", "no_text",
                        "restricted_action", "thread_not_found"})
 INVITE_HINT = " — invite the bot to the channel (`/invite @billing-bot`) or route the alerts elsewhere"
+SCOPE_HINT = (" — the app lacks a scope (channels:history/groups:history are needed to rule out a duplicate after"
+              " an interrupted post): reinstall it from the manifest, then `/billing alerts retry`")
 Clock = Callable[[], datetime]
 
 
@@ -210,7 +212,8 @@ class Deliverer:
         if status >= 500:
             return self._retry(job, f"Slack answered {status}", ambiguous=True)
         if code in PERMANENT:
-            hint = INVITE_HINT if code in ("not_in_channel", "channel_not_found", "is_archived") else ""
+            hint = INVITE_HINT if code in ("not_in_channel", "channel_not_found", "is_archived") else \
+                SCOPE_HINT if code == "missing_scope" else ""
             self.alerts.give_up(job.id, f"{code}{hint}")
             log.warning("alert %s to %s dead-lettered: %s", job.alert.id, job.channel, code)
             return "dead"
