@@ -132,8 +132,14 @@ def test_download_pdf_posts_the_invoice_pdf_into_the_thread(browser: Any, sandbo
     assert answer.body().startswith(b"%PDF")
     assert link.get_attribute("download") == "INV-0003.pdf"
 
+    page.locator(".reply-btn").first.click()  # a person answers in the thread
+    type_command(page, "Paid today, see the PDF")
+    page.locator(".thread .msg", has_text="Paid today, see the PDF").wait_for()
+    assert "2 replies" in page.locator(".thread-count").first.inner_text()
 
-def test_an_alert_from_the_worker_is_acknowledged_and_another_snoozed(browser: Any, sandbox_with_worker: Sandbox) -> None:
+
+def test_an_alert_from_the_worker_is_acknowledged_and_another_snoozed(browser: Any,
+                                                                     sandbox_with_worker: Sandbox) -> None:
     page = open_page(browser, sandbox_with_worker)
     alert = page.locator(".msg", has=page.locator(".bk-header", has_text="Overdue invoice")).first
     alert.wait_for()  # posted live by the worker's delivery job, no reload

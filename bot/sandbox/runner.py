@@ -119,8 +119,13 @@ def role_labels(db: Database, fake: FakeSlack) -> dict[str, str]:
 
 
 def start_sandbox(database_url: str | None = None, *, port: int = DEFAULT_PORT, bot_port: int = 0,
-                  companions: Sequence[Companion] = (), rate_limit: float | None = 1.0) -> Sandbox:
-    """Start the fake Slack with its UI, the bot's web app and the companions; see the module docstring."""
+                  companions: Sequence[Companion] = (), rate_limit: float | None = 1.0,
+                  configure: Callable[[Deps], None] | None = None) -> Sandbox:
+    """Start the fake Slack with its UI, the bot's web app and the companions; see the module docstring.
+
+    `configure` may adjust the bot's dependencies before the app is built (a test swaps in thread pools it can
+    wait on); `rate_limit` is the fake's chat.postMessage limit per channel per second (None: unlimited).
+    """
     # slack_sdk sends even loopback traffic through HTTP(S)_PROXY (it ignores NO_PROXY); the sandbox is local only.
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         os.environ.pop(name, None)
@@ -136,6 +141,8 @@ def start_sandbox(database_url: str | None = None, *, port: int = DEFAULT_PORT, 
         settings = Settings(signing_secret=secret, bot_token="xoxb-sandbox-local", api_url=fake.url,
                             database_url=db.url)
         deps = Deps.build(settings, db=db)
+        if configure is not None:
+            configure(deps)
         stops.append(lambda: _shutdown_pools(deps))
         bot_url, stop_web = _serve_bot(settings, deps, bot_port)
         stops.append(stop_web)
