@@ -67,11 +67,19 @@ def rule_breaking_bot(fake: FakeSlack) -> App:
             elif rule == "respond":
                 for n in range(6):
                     respond(f"answer {n + 1}")
+            elif rule == "pages":
+                respond(text="page 1", blocks=[section("page 1"), {"type": "actions", "elements": [
+                    {"type": "button", "action_id": "next", "text": {"type": "plain_text", "text": "Next"}}]}])
             elif rule == "burst":
                 client.chat_postMessage(channel=channel, text="first")
                 client.chat_postMessage(channel=channel, text="second, at once")
         except SlackApiError:
             pass  # the bot's own error handling is not under test; what the person sees is
+
+    @app.action("next")
+    def on_next(ack: Ack, respond: Respond) -> None:
+        ack()
+        respond(text="page 2", replace_original=True)
 
     @app.view("budget")
     def on_submit(ack: Ack, view: dict[str, Any]) -> None:
@@ -160,6 +168,19 @@ def test_a_sixth_reply_through_one_response_url_is_refused(workspace: Workspace)
     assert [t for t in workspace.seen() if t.startswith("answer")] == [f"answer {n}" for n in range(1, 6)]
     [error] = workspace.errors_seen()
     assert "response_url: used_url" in error
+
+
+def test_a_button_on_an_ephemeral_answer_replaces_that_answer(workspace: Workspace) -> None:
+    workspace.type("/billing pages", channel="C_GENERAL")
+    workspace.fake.wait_for_calls("response_url")
+    [first] = workspace.ui.items("C_GENERAL", "U_ADMIN")
+    act = {"type": "button", "action_id": "next", "block_id": "b1"}
+
+    clicked = workspace.ui.action({"as": "U_ADMIN", "c": "C_GENERAL", "ts": first.ts, "ephemeral": True, "act": act})
+    assert clicked.ok
+    workspace.fake.wait_for_calls("response_url", 2)
+
+    assert [(i.text, i.ephemeral) for i in workspace.ui.items("C_GENERAL", "U_ADMIN")] == [("page 2", True)]
 
 
 def test_two_messages_in_the_same_second_get_a_429(workspace: Workspace) -> None:

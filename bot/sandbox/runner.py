@@ -147,7 +147,7 @@ def start_sandbox(database_url: str | None = None, *, port: int = DEFAULT_PORT, 
         bot_url, stop_web = _serve_bot(settings, deps, bot_port)
         stops.append(stop_web)
         relay = Relay(fake, bot_url, secret)
-        SandboxUI(fake, relay, roles=role_labels(db, fake)).mount()
+        SandboxUI(fake, relay, roles=lambda: role_labels(db, fake)).mount()
         client = WebClient(token=settings.bot_token, base_url=fake.url)
         for companion in companions:
             stops.append(companion(deps, client))

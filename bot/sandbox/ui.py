@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -41,14 +41,20 @@ def _json_page(data: Any, status: int = 200) -> Page:
 
 
 class SandboxUI:
-    """Routes of the browser UI; `roles` labels the demo users in the user switcher."""
+    """Routes of the browser UI; `roles` labels the people of the user switcher (a function is asked on every
+    page, so a role granted with `/billing access` shows after a reload)."""
 
-    def __init__(self, fake: FakeSlack, relay: Relay, *, roles: Mapping[str, str]) -> None:
+    def __init__(self, fake: FakeSlack, relay: Relay, *,
+                 roles: Mapping[str, str] | Callable[[], Mapping[str, str]]) -> None:
         self.fake = fake
         self.relay = relay
-        self.roles = dict(roles)
+        self._roles = roles
         self._templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                                       autoescape=select_autoescape(["html"]))
+
+    @property
+    def roles(self) -> dict[str, str]:
+        return dict(self._roles() if callable(self._roles) else self._roles)
 
     def mount(self) -> None:
         self.fake.mount("", self.page)
@@ -62,11 +68,12 @@ class SandboxUI:
             return Page(404, "text/plain; charset=utf-8", b"not found")
         args = {k: v[-1] for k, v in parse_qs(query).items()}
         user, channel = self._who(args)
-        people = [u for u in self.fake.users() if not u.is_bot and u.id in self.roles]
+        roles = self.roles
+        people = [u for u in self.fake.users() if not u.is_bot and u.id in roles]
         channels = [c for c in self.fake.channels() if not c.is_im]
         dm = self._dm(user)
         page = self._templates.get_template("workspace.html").render(
-            user=user, channel=channel, dm=dm, people=people, channels=channels, roles=self.roles,
+            user=user, channel=channel, dm=dm, people=people, channels=channels, roles=roles,
             current=next((u for u in people if u.id == user), None), home=HOME,
             channel_name=self._channel_title(channel, dm),
             subcommands=[{"name": k, "about": v, "example": EXAMPLES.get(k, f"{COMMAND} {k}")}
@@ -186,7 +193,7 @@ class SandboxUI:
 
     def _who(self, args: Mapping[str, Any]) -> tuple[str, str]:
         user = str(args.get("as") or "U_ADMIN")
-        if user not in self.roles:
+        if user not in {u.id for u in self.fake.users() if not u.is_bot}:  # not the roles: no query per poll
             user = "U_ADMIN"
         channel = str(args.get("c") or "C_FINANCE")
         known = {c.id for c in self.fake.channels()}
