@@ -299,3 +299,45 @@ def test_the_set_based_budget_sweep_agrees_with_the_billing_service_for_every_sc
     expected = {b.name: b.spent for b in billing.budgets(account_id, now=now)}
     assert swept == expected
     assert swept["all"] == Decimal("119.75") and swept["gpu"] == Decimal("7.25") and swept["model"] == Decimal("12.5")
+
+
+def test_a_month_of_daily_usage_fires_forecast_anomaly_and_digest_once_each_in_two_zones(db: Database) -> None:
+    """The worker's job at 04:30 and 10:30 UTC for four weeks, usage arriving as it happens (100 a day, 500 on
+    11 November): each digest, anomaly and forecast fires once, on the account's local calendar."""
+    zones = {"C_NY": "America/New_York", "C_BER": "Europe/Berlin"}
+    ids = {channel: _setup(db, tz, tz.split("/")[1].lower(), channel) for channel, tz in zones.items()}
+    for account_id in ids.values():
+        Billing(db).set_budget(account_id, BudgetSpec("monthly", Decimal(2000)), actor="test", now=f.T0)
+    days = [date(2026, 9, 20) + timedelta(days=i) for i in range(60)]
+    pending = [(datetime(d.year, d.month, d.day, 12, tzinfo=UTC), "500" if d == date(2026, 11, 11) else "100")
+               for d in days]
+    deps = WorkerDeps.build(db, token="xoxb-test", api_url="http://127.0.0.1:9/", clock=wall_clock)
+    fired: dict[tuple[str, str], list[datetime]] = {}
+    for moment in [datetime(2026, 10, 25, h, 30, tzinfo=UTC) + timedelta(days=d) for d in range(28) for h in (4, 10)]:
+        due = [u for u in pending if u[0] <= moment]
+        pending = [u for u in pending if u[0] > moment]
+        with db.unit_of_work() as s:
+            accounts = [a for a in (s.get(Account, i) for i in ids.values()) if a is not None]
+            ingest_usage(s, [f.usage(a, start, cost, ext=f"{a.id}-{start:%F}")
+                             for a in accounts for start, cost in due])
+        before = {a.id for a in _alerts(db)}
+        with freeze_time(moment):
+            evaluate_alerts(deps)
+            evaluate_alerts(deps)
+        for alert in _alerts(db):
+            if alert.id not in before:
+                fired.setdefault((alert.channel or "", alert.rule), []).append(moment)
+    at = lambda d, h: datetime(2026, *d, h, 30, tzinfo=UTC)  # noqa: E731
+    assert fired[("C_BER", "digest")] == [at((10, 26), 10), at((11, 2), 10), at((11, 9), 10), at((11, 16), 10)]
+    # New York: 10:30 UTC is before 09:00 local on every Monday, and 04:30 UTC Tuesday is still Monday evening
+    # only once the clocks went back on 1 November — so its first digest in this schedule is on 2 November's.
+    assert fired[("C_NY", "digest")] == [at((11, 3), 4), at((11, 10), 4), at((11, 17), 4)]
+    assert fired[("C_BER", "anomaly")] == [at((11, 12), 4)] and fired[("C_NY", "anomaly")] == [at((11, 12), 10)]
+    for channel in zones:
+        forecasts = fired[(channel, "forecast")]
+        # October is already heading over; November only once 7 local days are in (the 7th), then never again.
+        assert len(forecasts) == 2 and forecasts[0] == at((10, 25), 4) and at((11, 7), 4) <= forecasts[1] <= at(
+            (11, 8), 10)
+    with db.unit_of_work() as s:
+        drivers = s.scalars(select(Alert.payload).where(Alert.rule == "anomaly")).first()
+        assert drivers is not None and drivers["drivers"][0]["name"] == "resource cpu"

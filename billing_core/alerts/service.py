@@ -29,6 +29,7 @@ from billing_core.db.alert_models import Alert, AlertDelivery, AlertMute, AlertR
 from billing_core.db.audit import jsonable, record
 from billing_core.db.engine import Database
 from billing_core.db.models import Account, ChannelLink
+from billing_core.db.queries import NONE_LABEL
 from billing_core.errors import InvalidInput, NotFound
 from billing_core.periods import Period, local_today, month_period, zone
 from billing_core.results import AccountInfo, BudgetStatus, InvoiceQuery, InvoiceStatus
@@ -150,7 +151,8 @@ class Alerts:
         for group in ("deployment", "provider", "resource"):
             for period, into in ((this, now_cost), (before, old_cost)):
                 for row in self.billing.usage(account.id, period, group_by=group).rows:
-                    into[f"{group} {row.key}"] = row.cost
+                    if row.key != NONE_LABEL:  # "deployment (none)" explains nothing
+                        into[f"{group} {row.key}"] = row.cost
         return [{"name": n, "cost": str(c), "delta": str(d)} for n, c, d in rules.top_movers(now_cost, old_cost)]
 
     def _digest(self, account: AccountInfo, now: datetime, monday: date) -> Candidate:
