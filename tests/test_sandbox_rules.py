@@ -183,6 +183,15 @@ def test_a_button_on_an_ephemeral_answer_replaces_that_answer(workspace: Workspa
     assert [(i.text, i.ephemeral) for i in workspace.ui.items("C_GENERAL", "U_ADMIN")] == [("page 2", True)]
 
 
+def test_a_click_the_bot_has_no_listener_for_shows_dispatch_failed(workspace: Workspace) -> None:
+    act = {"type": "button", "action_id": "nobody_listens", "block_id": "b1"}
+    outcome = workspace.ui.action({"as": "U_VIEWER", "c": "C_FINANCE", "ts": "1.000001", "act": act})
+
+    assert outcome.ok is False
+    assert workspace.errors_seen(user="U_VIEWER") == [
+        'billing-bot did not handle that click: Slack reports "dispatch_failed" (the app answered HTTP 404).']
+
+
 def test_two_messages_in_the_same_second_get_a_429(workspace: Workspace) -> None:
     workspace.type("/billing burst")
     workspace.fake.wait_for_calls("chat.postMessage", 2)

@@ -147,8 +147,10 @@ class Relay:
             place = channel
         ack = self.send(request)
         if ack.error is not None:
+            why = "apps must acknowledge within 3 seconds" if ack.error == "operation_timeout" else \
+                f"the app answered HTTP {ack.status}"
             return self._refuse(place, user, f"billing-bot did not handle that click: Slack reports "
-                                             f"\"{ack.error}\" (apps must acknowledge within 3 seconds).")
+                                             f"\"{ack.error}\" ({why}).")
         return Outcome(True)
 
     def submit(self, user: str, view_id: str, values: Mapping[str, Any]) -> Outcome:

@@ -60,6 +60,7 @@ class SandboxUI:
         self.fake.mount("", self.page)
         self.fake.mount("static", self.static)
         self.fake.mount("ui", self.api)
+        self.fake.mount("favicon.ico", lambda *request: Page(204, "image/x-icon", b""))  # not a Web API call
 
     # --- pages -------------------------------------------------------------------------------------------------
 
