@@ -33,7 +33,7 @@ from billing_core.sources.provider_api import ProviderClient, ProviderError, Ret
 from billing_core.sources.sync import ProviderSyncStatus, SyncOptions, sync_all
 from bot.views.common import Reader
 from bot.views.invoices import invoices_message
-from bot.views.overview import overview_message
+from bot.views.overview import home_view, overview_message
 from bot.views.usage import usage_message
 from tests import factories
 from tests.fake_provider import Behaviour, FakeProvider, hourly_usage, invoice, payment, refused_url
@@ -108,6 +108,8 @@ def test_healthy_providers_are_complete_and_the_broken_ones_are_named_with_since
     overview = Billing(db).overview("acme", now=NOW)
     assert "provider Hanging unreachable since" in json.dumps(overview_message(overview, reader, staleness=outages))
     assert "provider Down unreachable" not in json.dumps(overview_message(overview, reader))
+    home = home_view(overview, reader, chart_file_id=None, staleness=outages)
+    assert "provider Down unreachable since" in json.dumps(home)
 
 
 def test_incremental_sync_asks_only_for_what_is_new_and_a_resync_changes_nothing(

@@ -32,15 +32,16 @@ def publish_home(ctx: Ctx) -> None:
     # The image block needs a shared file: upload the chart to the member's DM once a day, not per visit.
     key = (ctx.who.workspace, ctx.who.user, grant.account.id, o.trend[-1].day.isoformat())
     cached = ctx.deps.home_charts.get(key)
+    outages = ctx.deps.billing.provider_outages(grant.account.id)
     try:
-        ctx.client.views_publish(user_id=ctx.who.user, view=home_view(o, reader, chart_file_id=cached or
-                                                                      _upload_chart(ctx, o, reader, key)))
+        ctx.client.views_publish(user_id=ctx.who.user, view=home_view(
+            o, reader, chart_file_id=cached or _upload_chart(ctx, o, reader, key), staleness=outages))
     except SlackApiError as error:
         if cached is None or error.response.get("error") not in STALE_FILE_ERRORS:
             raise
         # The cached file is gone (deleted from the DM, or another workspace's): upload it again, once.
-        ctx.client.views_publish(user_id=ctx.who.user, view=home_view(o, reader, chart_file_id=_upload_chart(
-            ctx, o, reader, key)))
+        ctx.client.views_publish(user_id=ctx.who.user, view=home_view(
+            o, reader, chart_file_id=_upload_chart(ctx, o, reader, key), staleness=outages))
 
 
 def _upload_chart(ctx: Ctx, o: AccountOverview, reader: Reader, key: tuple[str, str, int, str]) -> str | None:

@@ -123,9 +123,11 @@ def overview_message(o: AccountOverview, reader: Reader, *, staleness: Sequence[
     return message(overview_text(o, reader), blocks)
 
 
-def home_view(o: AccountOverview, reader: Reader, *, chart_file_id: str | None) -> dict[str, Any]:
+def home_view(o: AccountOverview, reader: Reader, *, chart_file_id: str | None,
+              staleness: Sequence[ProviderOutage] = ()) -> dict[str, Any]:
     """The App Home tab: the overview, with the trend chart as an uploaded image when there is one."""
-    blocks = _body(o, reader)
+    body = _body(o, reader)
+    blocks = [*body[:1], *staleness_blocks(staleness, reader), *body[1:]]
     if chart_file_id:
         blocks.append({"type": "image", "slack_file": {"id": chart_file_id},
                        "alt_text": f"Daily cost for the last 30 days of {o.account.name}",
