@@ -245,8 +245,12 @@ def digest_candidate(monday: date, last_week: Sequence[DailyCost], week_before: 
         "week_start": (monday - timedelta(days=7)).isoformat(), "week_end": (monday - timedelta(days=1)).isoformat(),
         "total": str(total), "previous": str(before), "change_pct": None if change is None else str(change),
         "open_count": open_count, "outstanding": str(outstanding), "overdue": str(overdue),
-        "movers": [{"name": n, "cost": str(c), "delta": str(d)} for n, c, d in movers],
+        "movers": movers_payload(movers),
     })
+
+
+def movers_payload(movers: Sequence[tuple[str, Decimal, Decimal]]) -> list[dict[str, str]]:
+    return [{"name": n, "cost": str(c), "delta": str(d)} for n, c, d in movers]
 
 
 def top_movers(this_week: dict[str, Decimal], last_week: dict[str, Decimal],

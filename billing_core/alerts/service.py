@@ -32,7 +32,7 @@ from billing_core.db.models import Account, ChannelLink
 from billing_core.db.queries import NONE_LABEL
 from billing_core.errors import InvalidInput, NotFound
 from billing_core.periods import Period, local_today, month_period, zone
-from billing_core.results import AccountInfo, BudgetStatus, InvoiceQuery, InvoiceStatus
+from billing_core.results import AccountInfo, BudgetStatus, InvoiceQuery, InvoiceStatus, InvoiceSummary
 from billing_core.service import Billing
 
 MAX_ATTEMPTS = 8
@@ -78,7 +78,7 @@ class Alerts:
         created = resolved = 0
         accounts = [a for a in self.billing.accounts() if a.status == "active"]
         budgets = self.budget_sweep(now)
-        fired = self._fired_thresholds()
+        fired = self._fired_thresholds(now)
         for account in accounts:
             candidates = list(self._candidates(account, now, budgets.get(account.id, []), fired, reminders,
                                                min_forecast_days))
@@ -115,8 +115,8 @@ class Alerts:
         if monday:
             yield self._digest(account, now, monday)
 
-    def _overdue_invoices(self, account: AccountInfo, now: datetime) -> list[Any]:
-        found: list[Any] = []
+    def _overdue_invoices(self, account: AccountInfo, now: datetime) -> list[InvoiceSummary]:
+        found: list[InvoiceSummary] = []
         query = InvoiceQuery((InvoiceStatus.OVERDUE,), limit=100)
         while True:
             page = self.billing.invoices(account.id, query, now=now)
@@ -125,11 +125,11 @@ class Alerts:
                 return found
             query = replace(query, cursor=page.next_cursor)
 
-    def _fired_thresholds(self) -> dict[tuple[int, str], list[int]]:
-        """Budget thresholds already alerted, per (budget id, period start)."""
+    def _fired_thresholds(self, now: datetime) -> dict[tuple[int, str], list[int]]:
+        """Budget thresholds already alerted, per (budget id, period start), for periods still current."""
         with self.db.unit_of_work() as s:
             rows = s.execute(select(Alert.subject, Alert.period, Alert.threshold).where(
-                Alert.rule == "budget", Alert.is_test.is_(False)))
+                Alert.rule == "budget", Alert.is_test.is_(False), Alert.created_at > now - timedelta(days=370)))
             fired: dict[tuple[int, str], list[int]] = {}
             for subject, period, threshold in rows:
                 budget_id = int(subject.rsplit(":", 1)[1])
@@ -143,9 +143,10 @@ class Alerts:
             return None
         drivers = self._movers(account, Period(day, day + timedelta(days=1), "day"),
                                Period(day - timedelta(days=7), day - timedelta(days=6), "day"))
-        return replace(found, payload={**found.payload, "drivers": drivers})
+        return replace(found, payload={**found.payload, "drivers": rules.movers_payload(drivers)})
 
-    def _movers(self, account: AccountInfo, this: Period, before: Period) -> list[dict[str, str]]:
+    def _movers(self, account: AccountInfo, this: Period, before: Period) -> list[tuple[str, Decimal, Decimal]]:
+        """The deployments, providers and resources whose cost changed most between two periods."""
         now_cost: dict[str, Decimal] = {}
         old_cost: dict[str, Decimal] = {}
         for group in ("deployment", "provider", "resource"):
@@ -153,18 +154,17 @@ class Alerts:
                 for row in self.billing.usage(account.id, period, group_by=group).rows:
                     if row.key != NONE_LABEL:  # "deployment (none)" explains nothing
                         into[f"{group} {row.key}"] = row.cost
-        return [{"name": n, "cost": str(c), "delta": str(d)} for n, c, d in rules.top_movers(now_cost, old_cost)]
+        return rules.top_movers(now_cost, old_cost)
 
     def _digest(self, account: AccountInfo, now: datetime, monday: date) -> Candidate:
         last = Period(monday - timedelta(days=7), monday, "last week")
         before = Period(monday - timedelta(days=14), monday - timedelta(days=7), "week before")
         trend = self.billing.trend(account.id, now=now, days=15)
         balance = self.billing.balance(account.id, now=now)
-        movers = self._movers(account, last, before)
-        candidate = rules.digest_candidate(
+        return rules.digest_candidate(
             monday, [d for d in trend if last.contains(d.day)], [d for d in trend if before.contains(d.day)],
-            open_count=balance.open_count, outstanding=balance.outstanding, overdue=balance.overdue, movers=())
-        return replace(candidate, payload={**candidate.payload, "movers": movers})
+            open_count=balance.open_count, outstanding=balance.outstanding, overdue=balance.overdue,
+            movers=self._movers(account, last, before))
 
     # --- storing -----------------------------------------------------------------------------------
 
@@ -345,7 +345,7 @@ class Alerts:
         ratio = str(round(actual / expected, 2)) if expected else "1"
         return Candidate("anomaly", "account", day.isoformat(), "", {
             "day": day.isoformat(), "actual": str(actual), "expected": str(expected), "ratio": ratio,
-            "drivers": drivers})
+            "drivers": rules.movers_payload(drivers)})
 
     # --- the outbox --------------------------------------------------------------------------------
 
