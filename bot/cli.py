@@ -53,14 +53,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from bot.deps import wall_clock
-    from bot.jobs.scheduler import WorkerDeps, run_worker
+    from bot.jobs.scheduler import RuleTuning, WorkerDeps, run_worker
     from bot.jobs.webhooks import WebhookTargets
 
     settings = Settings.from_env()
     if not settings.bot_token:
         raise SystemExit("The worker posts alerts with SLACK_BOT_TOKEN (xoxb-…); it is not set.")
     return run_worker(WorkerDeps.build(database(args), token=settings.bot_token, api_url=settings.api_url,
-                                       clock=wall_clock, webhooks=WebhookTargets.from_env(os.environ)))
+                                       clock=wall_clock, webhooks=WebhookTargets.from_env(os.environ),
+                                       tuning=RuleTuning.from_env(os.environ)))
 
 
 def cmd_workspace(args: argparse.Namespace) -> int:

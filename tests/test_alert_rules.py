@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
@@ -27,7 +28,7 @@ from billing_core.results import (
 )
 from billing_core.service import Billing, BudgetSpec
 from bot.deps import wall_clock
-from bot.jobs.scheduler import WorkerDeps, evaluate_alerts
+from bot.jobs.scheduler import RuleTuning, WorkerDeps, evaluate_alerts
 from tests import factories as f
 
 # --- pure rules -------------------------------------------------------------------------------------
@@ -341,3 +342,18 @@ def test_a_month_of_daily_usage_fires_forecast_anomaly_and_digest_once_each_in_t
     with db.unit_of_work() as s:
         drivers = s.scalars(select(Alert.payload).where(Alert.rule == "anomaly")).first()
         assert drivers is not None and drivers["drivers"][0]["name"] == "resource cpu"
+
+
+def test_reminder_days_are_configurable_for_the_worker(db: Database) -> None:
+    assert RuleTuning.from_env({}) == RuleTuning((3, 7, 14), 7)
+    assert RuleTuning.from_env({"ALERT_OVERDUE_REMINDERS": "10, 2", "ALERT_FORECAST_MIN_DAYS": "5"}) == \
+        RuleTuning((2, 10), 5)
+    with pytest.raises(SystemExit, match="ALERT_OVERDUE_REMINDERS"):
+        RuleTuning.from_env({"ALERT_OVERDUE_REMINDERS": "soon"})
+    _setup(db, "UTC", "acme", "C_FIN")
+    deps = WorkerDeps.build(db, token="xoxb-test", api_url="http://127.0.0.1:9/", clock=wall_clock,
+                            tuning=RuleTuning((2,), 7))
+    for day in range(16, 25):
+        with freeze_time(datetime(2026, 11, day, 9, tzinfo=UTC)):
+            evaluate_alerts(deps)
+    assert [a.threshold for a in _alerts(db, "overdue")] == ["0", "2"]

@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Connection, text
 
+from billing_core.alerts.rules import DEFAULT_REMINDERS, FORECAST_MIN_DAYS
 from billing_core.alerts.service import Alerts
 from billing_core.db.engine import Database
 from billing_core.service import Billing
@@ -90,6 +91,25 @@ class Leadership:
                 self._conn = None
 
 
+@dataclass(frozen=True)
+class RuleTuning:
+    """The configurable parts of the rules: overdue reminder days, days of data before a forecast alert."""
+
+    reminders: tuple[int, ...] = DEFAULT_REMINDERS
+    forecast_min_days: int = FORECAST_MIN_DAYS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RuleTuning:
+        """ALERT_OVERDUE_REMINDERS="3,7,14" and ALERT_FORECAST_MIN_DAYS="7"; a bad value stops the worker."""
+        raw = env.get("ALERT_OVERDUE_REMINDERS", ",".join(map(str, DEFAULT_REMINDERS)))
+        days = env.get("ALERT_FORECAST_MIN_DAYS", str(FORECAST_MIN_DAYS))
+        parts = [p.strip() for p in raw.split(",") if p.strip()]
+        if not all(p.isdigit() and 0 < int(p) <= 365 for p in parts) or not (days.isdigit() and 1 <= int(days) <= 28):
+            raise SystemExit("ALERT_OVERDUE_REMINDERS is days after the first overdue alert (e.g. 3,7,14) and "
+                             "ALERT_FORECAST_MIN_DAYS a number of days from 1 to 28.")
+        return cls(tuple(sorted({int(p) for p in parts})), int(days))
+
+
 @dataclass
 class WorkerDeps:
     """What the jobs need: the database, the services, a Slack client without retry handlers, the clock."""
@@ -99,19 +119,21 @@ class WorkerDeps:
     deliverer: Deliverer
     leadership: Leadership
     clock: Callable[[], datetime]
+    tuning: RuleTuning = field(default_factory=RuleTuning)
 
     @classmethod
     def build(cls, db: Database, *, token: str | None, api_url: str, clock: Callable[[], datetime],
-              webhooks: WebhookTargets | None = None) -> WorkerDeps:
+              webhooks: WebhookTargets | None = None, tuning: RuleTuning | None = None) -> WorkerDeps:
         targets = webhooks or WebhookTargets()
         billing = Billing(db)
         alerts = Alerts(db, billing, mirrors=targets.mirrors)
         deliverer = Deliverer(alerts, billing, delivery_client(token, api_url), clock=clock, webhooks=targets)
-        return cls(db, alerts, deliverer, Leadership(db), clock)
+        return cls(db, alerts, deliverer, Leadership(db), clock, tuning or RuleTuning())
 
 
 def evaluate_alerts(deps: WorkerDeps) -> None:
-    report = deps.alerts.evaluate(deps.clock())
+    report = deps.alerts.evaluate(deps.clock(), reminders=deps.tuning.reminders,
+                                  min_forecast_days=deps.tuning.forecast_min_days)
     if report.created or report.resolved:
         log.info("alerts: %s created, %s resolved over %s accounts", report.created, report.resolved, report.accounts)
 
