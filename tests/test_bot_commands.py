@@ -218,6 +218,7 @@ def test_usage_by_provider_answers_with_totals_and_a_stacked_chart(bot: BotHarne
     assert money(o.cost_to_date, "USD", "en_US") in texts_of(answer.blocks or [])
     [chart] = files_in_thread(bot, "C_FINANCE", answer.ts)
     assert chart.content.startswith(b"\x89PNG") and chart.alt_txt
+    assert "daily buckets" in texts_of(answer.blocks or [])
 
 
 def test_usage_export_uploads_csv_and_pdf_report_that_agree(bot: BotHarness) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from billing_core.results import BudgetStatus, Projection, UsageSummary
 from billing_core.sync_status import ProviderOutage
 from bot.ids import Action
+from bot.parsing import GRANULARITIES
 from bot.views.common import Block as BlockDict
 from bot.views.common import (
     Message,
@@ -26,6 +27,7 @@ from bot.views.common import (
 from bot.views.overview import budget_line, plan_line, projection_text
 
 TOP_ROWS = 10
+BUCKET_WORDS = {granularity: word for word, granularity in GRANULARITIES.items()}  # the words users type
 
 
 def usage_message(summary: UsageSummary, reader: Reader, *, request_text: str,
@@ -34,7 +36,7 @@ def usage_message(summary: UsageSummary, reader: Reader, *, request_text: str,
     group = "resource type" if summary.group_by == "resource" else summary.group_by
     blocks: list[BlockDict] = [
         header(f"Usage — {summary.period.label}"),
-        context(f"{escape(summary.account.name)} · by {escape(group)} · {summary.granularity.value}ly buckets · "
+        context(f"{escape(summary.account.name)} · by {escape(group)} · {BUCKET_WORDS[summary.granularity]} buckets · "
                 f"{reader.day(summary.period.start)} – {reader.day(summary.period.dates()[-1])}"),
         *staleness_blocks(staleness, reader),
         section(f"*Total* {reader.money(total, cur)}"),
