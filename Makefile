@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The overview of every demo account in the terminal, then the real bot in a local Slack at http://127.0.0.1:3000.
 demo: $(STAMP)
 	$(VENV)/bin/billing-bot demo
+	$(VENV)/bin/billing-bot sandbox
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -24,6 +26,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 unit: $(STAMP)
+	bash scripts/system-deps.sh
 	$(VENV)/bin/pytest
 
 test: lint typecheck unit
