@@ -53,15 +53,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from bot.deps import wall_clock
-    from bot.jobs.scheduler import RuleTuning, WorkerDeps, run_worker
+    from bot.jobs.scheduler import RuleTuning, WorkerDeps, run_once, run_worker
     from bot.jobs.webhooks import WebhookTargets
 
     settings = Settings.from_env()
     if not settings.bot_token:
         raise SystemExit("The worker posts alerts with SLACK_BOT_TOKEN (xoxb-…); it is not set.")
-    return run_worker(WorkerDeps.build(database(args), token=settings.bot_token, api_url=settings.api_url,
-                                       clock=wall_clock, webhooks=WebhookTargets.from_env(os.environ),
-                                       tuning=RuleTuning.from_env(os.environ)))
+    deps = WorkerDeps.build(database(args), token=settings.bot_token, api_url=settings.api_url, clock=wall_clock,
+                            webhooks=WebhookTargets.from_env(os.environ), tuning=RuleTuning.from_env(os.environ))
+    return run_once(deps) if args.once else run_worker(deps)
 
 
 def cmd_workspace(args: argparse.Namespace) -> int:
@@ -94,8 +94,9 @@ def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
     web.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3001")))
     web.set_defaults(handler=cmd_web)
     sub.add_parser("socket", help="run the Slack app over Socket Mode (development)").set_defaults(handler=cmd_socket)
-    sub.add_parser("worker", help="run the alert scheduler (one leader; further workers stand by)").set_defaults(
-        handler=cmd_worker)
+    worker = sub.add_parser("worker", help="run the alert scheduler (one leader; further workers stand by)")
+    worker.add_argument("--once", action="store_true", help="evaluate the rules, deliver what is due, then exit")
+    worker.set_defaults(handler=cmd_worker)
     sandbox = sub.add_parser("sandbox", help="the real bot against a local Slack in your browser (no Slack account)")
     sandbox.add_argument("--port", type=int, default=3000, help="where the local Slack listens (default 3000)")
     # SUPPRESS: without the option here, the global `billing-bot --database-url … sandbox` stays in effect.

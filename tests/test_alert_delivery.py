@@ -358,3 +358,18 @@ def test_without_the_history_scope_an_interrupted_post_is_held_back_with_a_hint_
     assert (tally.sent, tally.dead) == (0, 1) and fake.calls("chat.postMessage") == []
     [dead] = alerts.status(account_id).dead
     assert dead.alert_id == job.alert.id and "channels:history" in dead.error and "retry" in dead.error
+
+
+def test_worker_once_from_the_command_line_evaluates_and_delivers(
+        db: Database, fake: FakeSlack, request: pytest.FixtureRequest) -> None:
+    seed(db)
+    url = db.url if db.dialect == "sqlite" else \
+        f"{PG_URL}?options=-csearch_path%3D{request.getfixturevalue('pg_schema')}"
+    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": fake.url}
+    command = [sys.executable, "-m", "bot.cli", "--database-url", url, "worker", "--once"]
+    for _ in range(2):  # the second run finds nothing new to post
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False,
+                              cwd=Path(__file__).parents[1])
+        assert done.returncode == 0, done.stderr
+        assert "0 still queued" in done.stdout
+    assert sum("INV-" in m.text for m in fake.messages("C_FINANCE")) == 1

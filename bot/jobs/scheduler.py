@@ -161,6 +161,21 @@ def schedule(scheduler: BaseScheduler, deps: WorkerDeps) -> None:
                       args=[deps, scheduler], misfire_grace_time=LEADER_CHECK_EVERY_S, **common)
 
 
+def run_once(deps: WorkerDeps, *, timeout_s: float = 120.0) -> int:
+    """One evaluation and a drained outbox, then exit (cron, operators); leads like the long-running worker."""
+    if not deps.leadership.try_acquire():
+        log.warning("another worker leads: nothing to do")
+        return 0
+    try:
+        evaluate_alerts(deps)
+        tally = deps.deliverer.drain(timeout_s=timeout_s)
+        print(f"alerts: {tally.sent} posted, {tally.found} found already posted, {tally.retried} to retry, "
+              f"{tally.dead} undelivered; {deps.alerts.pending_count()} still queued", flush=True)
+        return 0
+    finally:
+        deps.leadership.release()
+
+
 def run_worker(deps: WorkerDeps, *, stop: threading.Event | None = None) -> int:
     """Stand by until leading, then run the scheduler until it stops; returns the process exit code."""
     stop = stop or threading.Event()
