@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -23,8 +25,9 @@ from bot.handlers import register_all
 
 log = logging.getLogger("billing_bot")
 
-BOT_SCOPES = ["commands", "chat:write", "chat:write.public", "files:write", "users:read", "channels:read",
-              "groups:read", "im:write", "channels:join"]
+#: The scopes OAuth installs ask for: the app manifest's, so a pasted manifest and an OAuth install agree.
+BOT_SCOPES: list[str] = json.loads((Path(__file__).with_name("manifest.json")).read_text())["oauth_config"][
+    "scopes"]["bot"]
 
 
 def retry_handlers() -> list[RetryHandler]:

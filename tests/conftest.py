@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from billing_core.db.engine import Database
 from billing_core.db.migrate import upgrade
-from billing_core.db.models import Base
+from billing_core.db.schema import Base
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("BILLING_REQUIRE_POSTGRES") == "1"

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from billing_core.db.engine import make_engine
-from billing_core.db.models import Base
+from billing_core.db.schema import Base
 
 config = context.config
 target_metadata = Base.metadata
