@@ -172,3 +172,30 @@ def test_duplicates_arriving_at_the_same_time_have_one_effect(hooks: Hooks) -> N
     assert {a.status_code for a in answers} == {200}, [a.text for a in answers if a.status_code != 200][:2]
     assert sum(not a.json()["duplicate"] for a in answers) == 1
     assert hooks.count(Payment) == 1 and hooks.invoice().amount_paid == Decimal("1663.02")
+
+
+def test_events_post_the_notifications_their_routes_ask_for(hooks: Hooks) -> None:
+    """Invoice issued → its PDF in the thread; payment failed → a Pay button; payment received → a note."""
+    from billing_core.alerts.service import Alerts
+    from billing_core.service import Billing
+    from bot.jobs.delivery import Deliverer, delivery_client
+    from bot.sandbox.fake_slack import FakeSlack
+    from tests.test_bot_commands import buttons, pdf_text
+
+    account = Billing(hooks.db).account("acme")
+    Alerts(hooks.db).set_route(account.id, "*", "C_FINANCE", actor="test", now=datetime.now(UTC))
+    hooks.send("invoice.created", INVOICE, event_id="msg_inv")
+    hooks.send("invoice.created", INVOICE, event_id="msg_inv_again")  # the same invoice again: no second notice
+    hooks.send("payment.failed", {**PAYMENT, "id": "py_76", "status": "failed"})
+    hooks.send("payment.succeeded", PAYMENT)
+    with FakeSlack() as fake:
+        deliverer = Deliverer(Alerts(hooks.db), Billing(hooks.db), delivery_client("xoxb-test", fake.url),
+                              clock=lambda: datetime.now(UTC), rng=lambda: 0.0)
+        deliverer.drain(timeout_s=30)
+        issued, failed, received = fake.messages("C_FINANCE")
+        assert "invoice INV-0001 issued" in issued.text and "$1,663.02" in issued.text
+        [pdf] = [f for f in fake.files() if f.thread_ts == issued.ts]
+        assert "INV-0001" in pdf_text(pdf.content or b"")
+        assert "failed" in failed.text
+        assert buttons(failed.blocks or [])["pay"]["url"] == "https://pay.example/in_1042"
+        assert "received" in received.text and "INV-0001" in received.text

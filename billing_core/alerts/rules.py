@@ -16,9 +16,19 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from billing_core.results import AccountInfo, BudgetStatus, DailyCost, InvoiceStatus, InvoiceSummary, Projection
+from billing_core.results import (
+    AccountInfo,
+    BudgetStatus,
+    DailyCost,
+    InvoiceStatus,
+    InvoiceSummary,
+    PaymentInfo,
+    PaymentStatus,
+    Projection,
+)
 
-RULES = ("overdue", "budget", "forecast", "anomaly", "digest")
+EVENT_RULES = ("invoice", "payment")  # notifications of billing events as they arrive (web-hooks)
+RULES = ("overdue", "budget", "forecast", "anomaly", "digest", *EVENT_RULES)
 DEFAULT_REMINDERS = (3, 7, 14)  # days after the first overdue alert
 FORECAST_MIN_DAYS = 7  # the projection's interval is too wide to act on before a week of data
 FORECAST_CLEAR_MARGIN = Decimal("0.05")  # "back on track" only when the high bound is 5 % under the budget
@@ -260,3 +270,36 @@ def top_movers(this_week: dict[str, Decimal], last_week: dict[str, Decimal],
     rows = [(k, this_week.get(k, Decimal(0)), this_week.get(k, Decimal(0)) - last_week.get(k, Decimal(0)))
             for k in names]
     return sorted(rows, key=lambda r: (-abs(r[2]), r[0]))[:n]
+
+
+# --- billing events (web-hooks) -------------------------------------------------------------------
+
+
+def invoice_issued_candidate(invoice: InvoiceSummary) -> Candidate | None:
+    """An issued invoice, announced once (its PDF goes into the thread); drafts and voids are not news."""
+    if invoice.status in (InvoiceStatus.DRAFT, InvoiceStatus.CANCELLED):
+        return None
+    return Candidate("invoice", f"invoice/{invoice.number}", "issued", "", _invoice_payload(invoice))
+
+
+def payment_candidate(payment: PaymentInfo, invoice: InvoiceSummary | None) -> Candidate | None:
+    """A payment received or failed, once per payment and outcome; a failure carries the invoice's Pay link."""
+    if payment.status is PaymentStatus.PENDING:
+        return None
+    payload: dict[str, Any] = {"outcome": payment.status.value, "amount": payment.amount,
+                               "method": payment.method.value, "receipt": payment.receipt_number,
+                               "paid_at": payment.paid_at, "explorer_url": payment.explorer_url}
+    if invoice is not None:
+        payload |= _invoice_payload(invoice)
+    return Candidate("payment", f"payment/{payment.id}", payment.status.value, "", payload)
+
+
+def invoice_payment_failed_candidate(invoice: InvoiceSummary, attempt: str) -> Candidate:
+    """The provider could not collect an invoice (no payment row of ours): one alert per collection attempt."""
+    return Candidate("payment", f"invoice/{invoice.number}", "failed", attempt[:40],
+                     {"outcome": "failed", **_invoice_payload(invoice)})
+
+
+def _invoice_payload(invoice: InvoiceSummary) -> dict[str, Any]:
+    return {"number": invoice.number, "total": invoice.total, "amount_due": invoice.amount_due,
+            "issue_date": invoice.issue_date, "due_date": invoice.due_date, "payment_url": invoice.payment_url}

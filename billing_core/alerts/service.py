@@ -200,6 +200,13 @@ class Alerts:
         return s.scalar(select(ChannelLink.channel).where(ChannelLink.account_id == account_id)
                         .order_by(ChannelLink.linked_at, ChannelLink.channel).limit(1))
 
+    def notify(self, s: Session, account: AccountInfo, candidate: Candidate, now: datetime) -> int:
+        """Queue a billing-event notification in the caller's transaction, so the event and its alert commit
+        (or fail) together; routed like every alert. 0 when it was queued before (a re-delivered event)."""
+        subject = f"{account.id}/{candidate.subject}"
+        channel = self._channel_for(s, account.id, candidate.rule, candidate.payload)
+        return self._insert(s, account, replace(candidate, subject=subject), channel, now)
+
     def route_for(self, account_id: int, rule: str) -> str | None:
         """The channel an alert of `rule` for the account would be posted in (route, else linked channel)."""
         with self.db.unit_of_work() as s:

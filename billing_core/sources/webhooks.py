@@ -30,20 +30,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from billing_core.alerts import rules
+from billing_core.alerts.rules import Candidate
+from billing_core.alerts.service import Alerts
 from billing_core.db.engine import Database
 from billing_core.db.ingest import ingest_usage, upsert_payment
+from billing_core.db.models import Account, Invoice
+from billing_core.db.queries import account_info, get_account, invoice_summary, payment_info
 from billing_core.db.sync_models import endpoint_configs
 from billing_core.db.webhook_models import WebhookDelivery
 from billing_core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from billing_core.periods import local_today, zone
+from billing_core.results import InvoiceSummary
 from billing_core.sources.provider_api import (
     Json,
     ProviderError,
@@ -69,42 +77,75 @@ class WebhookResult:
     duplicate: bool = False
 
 
-def _apply_invoice(s: Session, data: Json, target: Target, now: datetime) -> str:
-    record = invoice_record(data, target)
-    upsert_provider_invoice(s, record, now)
-    return f"invoice {record.external_id} stored"
+@dataclass(frozen=True)
+class _Event:
+    """One verified event being applied inside the delivery's transaction."""
+
+    s: Session
+    id: str
+    kind: str
+    data: Json
+    target: Target
+    now: datetime
 
 
-def _apply_paid_invoice(s: Session, data: Json, target: Target, now: datetime) -> str:
-    payment = data.get("payment")
+@dataclass(frozen=True)
+class _Effect:
+    summary: str
+    notices: tuple[Candidate, ...] = ()  # alerts to queue with it (routed like every alert)
+
+
+def _stored_invoice(e: _Event, external_id: str) -> InvoiceSummary:
+    row = e.s.scalar(select(Invoice).where(Invoice.source == e.target.source, Invoice.external_id == external_id))
+    assert row is not None  # upserted in this transaction
+    timezone = e.s.scalar(select(Account.timezone).where(Account.id == row.account_id))
+    return invoice_summary(row, local_today(e.now, zone(timezone or "UTC")))
+
+
+def _apply_invoice(e: _Event) -> _Effect:
+    record = invoice_record(e.data, e.target)
+    upsert_provider_invoice(e.s, record, e.now)
+    invoice = _stored_invoice(e, record.external_id)
+    found = None
+    if e.kind in ("invoice.created", "invoice.finalized"):
+        found = rules.invoice_issued_candidate(invoice)
+    elif e.kind == "invoice.payment_failed":
+        found = rules.invoice_payment_failed_candidate(invoice, e.id)
+    return _Effect(f"invoice {invoice.number} ({record.external_id}) {invoice.status.value}",
+                   (found,) if found else ())
+
+
+def _apply_paid_invoice(e: _Event) -> _Effect:
+    payment = e.data.get("payment")
     if not isinstance(payment, dict):
         raise InvalidInput("invoice.paid needs `data.payment`: the payment that settled the invoice.")
-    _apply_invoice(s, data, target, now)
-    return _apply_payment(s, {"invoice_id": data.get("id"), **payment}, target, now)
+    upsert_provider_invoice(e.s, invoice_record(e.data, e.target), e.now)
+    return _apply_payment(replace(e, data={"invoice_id": e.data.get("id"), **payment}))
 
 
-def _apply_payment(s: Session, data: Json, target: Target, now: datetime) -> str:
-    record = payment_record(data, target)
+def _apply_payment(e: _Event) -> _Effect:
+    record = payment_record(e.data, e.target)
     try:
-        upsert_payment(s, record, now=now)
+        row, _ = upsert_payment(e.s, record, now=e.now)
     except NotFound:
         raise Conflict(f"Payment {record.external_id} is for an invoice not received yet.",
                        hint="Deliver it again after the invoice event (senders retry non-2xx answers).") from None
-    return f"payment {record.external_id} {record.status.value}"
+    invoice = _stored_invoice(e, row.invoice.external_id) if row.invoice and row.invoice.external_id else None
+    found = rules.payment_candidate(payment_info(row), invoice)
+    return _Effect(f"payment {record.external_id} {record.status.value}", (found,) if found else ())
 
 
-def _apply_usage(s: Session, data: Json, target: Target, now: datetime) -> str:
-    items = data.get("usage")
+def _apply_usage(e: _Event) -> _Effect:
+    items = e.data.get("usage")
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise InvalidInput("usage.recorded needs `data.usage`: a list of usage items.")
     if len(items) > MAX_USAGE_ITEMS:
         raise InvalidInput(f"usage.recorded carries at most {MAX_USAGE_ITEMS:,} items; split the batch.")
-    result = ingest_usage(s, [usage_record(i, target) for i in items])
-    return f"usage: {result.inserted} new, {result.updated} updated, {result.unchanged} unchanged"
+    result = ingest_usage(e.s, [usage_record(i, e.target) for i in items])
+    return _Effect(f"usage: {result.inserted} new, {result.updated} updated, {result.unchanged} unchanged")
 
 
-Apply = Callable[[Session, Json, Target, datetime], str]
-EVENTS: dict[str, Apply] = {
+EVENTS: dict[str, Callable[[_Event], _Effect]] = {
     "invoice.created": _apply_invoice,
     "invoice.finalized": _apply_invoice,
     "invoice.voided": _apply_invoice,
@@ -117,9 +158,10 @@ EVENTS: dict[str, Apply] = {
 
 
 class WebhookReceiver:
-    def __init__(self, db: Database, secret: str) -> None:
+    def __init__(self, db: Database, secret: str, alerts: Alerts | None = None) -> None:
         self.db = db
         self.webhook = Webhook(secret)
+        self.alerts = alerts or Alerts(db)
 
     def receive(self, body: bytes, headers: Mapping[str, str], *, now: datetime) -> WebhookResult:
         """Verify, parse and apply one delivery (exactly once per webhook-id)."""
@@ -139,8 +181,11 @@ class WebhookReceiver:
                                            account_id=target.account_id, received_at=now, summary="")
                 s.add(delivery)
                 s.flush()
-                summary = _applied(EVENTS[kind], s, data, target, now)
-                delivery.summary = summary[:300]
+                effect = _applied(EVENTS[kind], _Event(s, event_id, kind, data, target, now))
+                account = account_info(get_account(s, target.account_id))
+                for notice in effect.notices:
+                    self.alerts.notify(s, account, notice, now)
+                delivery.summary = summary = effect.summary[:300]
         except IntegrityError:  # the same id applied by a concurrent delivery: this one changed nothing
             return WebhookResult(event_id, kind, 0, "applied by a concurrent delivery", duplicate=True)
         return WebhookResult(event_id, kind, target.account_id, summary)
@@ -158,9 +203,9 @@ class WebhookReceiver:
             raise InvalidInput("The body is not valid JSON.") from None
 
 
-def _applied(apply: Apply, s: Session, data: Json, target: Target, now: datetime) -> str:
+def _applied(apply: Callable[[_Event], _Effect], event: _Event) -> _Effect:
     try:
-        return apply(s, data, target, now)
+        return apply(event)
     except ProviderError as exc:  # a malformed object: name the field, change nothing
         raise InvalidInput(exc.message) from None
 

@@ -10,7 +10,8 @@ Contract:
   else gives up after `MAX_ATTEMPTS`. The WebClient used here has NO retry handlers: a blind SDK retry after
   a dropped connection is exactly how duplicates happen, so every retry goes through the outbox.
 - At most one message per second per channel from this process (the worker is the only sender).
-- After an alert is posted, its chart (forecast, anomaly, digest) is uploaded into its thread, best effort.
+- After an alert is posted, its chart (forecast, anomaly, digest) or document (an issued invoice's PDF) is
+  uploaded into its thread, best effort.
 - Mirrors (`bot.jobs.webhooks`: signed JSON, Slack incoming web-hooks) go through the same outbox and rules.
 """
 
@@ -32,6 +33,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 import charts
+from billing_core import exports
 from billing_core.alerts.rules import AlertInfo
 from billing_core.alerts.service import MIRRORS, Alerts, Delivery
 from billing_core.service import Billing
@@ -274,6 +276,10 @@ class Deliverer:
             return (charts.forecast_png(projection, budget=budget), "forecast.png",
                     f"{alert.account}: forecast {projection.period.label}",
                     charts.alt_text_forecast(projection, budget=budget))
+        if alert.rule == "invoice":
+            detail = self.billing.invoice(alert.account_id, str(alert.payload["number"]), now=now)
+            return (exports.invoice_pdf(detail, locale=None), f"{detail.summary.number}.pdf",
+                    f"Invoice {detail.summary.number}", f"Invoice {detail.summary.number} of {alert.account}")
         if alert.rule in ("anomaly", "digest"):
             days = self.billing.trend(alert.account_id, now=now, days=30)
             return (charts.cost_trend_png(days, currency=alert.currency), "cost-trend-30-days.png",

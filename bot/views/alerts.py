@@ -30,14 +30,18 @@ from bot.views.common import (
 )
 
 TITLES = {"overdue": "Overdue invoice", "budget": "Budget alert", "forecast": "Forecast overrun",
-          "anomaly": "Cost anomaly", "digest": "Weekly cost digest"}
+          "anomaly": "Cost anomaly", "digest": "Weekly cost digest", "invoice": "Invoice issued",
+          "payment": "Payment"}
 ICONS = {"overdue": ":red_circle:", "budget": ":warning:", "forecast": ":chart_with_upwards_trend:",
-         "anomaly": ":rotating_light:", "digest": ":bar_chart:"}
+         "anomaly": ":rotating_light:", "digest": ":bar_chart:", "invoice": ":page_facing_up:",
+         "payment": ":moneybag:"}
 RULE_HELP = {"overdue": "the day after an invoice's due date, then reminders after 3, 7 and 14 days",
              "budget": "each budget threshold once per period (only the highest when several are crossed)",
              "forecast": "when the month-end projection's low bound is over a monthly budget (after 7 days)",
              "anomaly": "a day far above the usual cost of that weekday, with its top drivers",
-             "digest": "Monday 09:00 local: last week's cost, top movers and open invoices"}
+             "digest": "Monday 09:00 local: last week's cost, top movers and open invoices",
+             "invoice": "an invoice issued by a billing provider (web-hook), with its PDF in the thread",
+             "payment": "a payment received or failed (web-hook); a failure carries the Pay link"}
 SNOOZE = {"snooze_1d": "Snooze 1 day", "snooze_1w": "Snooze 1 week", "mute": "Mute this rule for this channel"}
 
 
@@ -64,6 +68,11 @@ def alert_summary(alert: AlertInfo, reader: Reader) -> str:
         return (f"{name}: {p.get('period')} is heading for {_m(reader, alert, 'projected')} "
                 f"(at least {_m(reader, alert, 'low')}), over the {_m(reader, alert, 'amount')} budget "
                 f"{escape(str(p.get('budget')))}")
+    if alert.rule == "invoice":
+        return (f"{name}: invoice {escape(str(p.get('number')))} issued, {_m(reader, alert, 'total')} "
+                f"due {_day(reader, p.get('due_date'))}")
+    if alert.rule == "payment":
+        return _payment_summary(alert, reader)
     if alert.rule == "anomaly":
         return (f"{name}: {_day(reader, p.get('day'))} cost {_m(reader, alert, 'actual')}, "
                 f"{p.get('ratio')}× the usual {_m(reader, alert, 'expected')} for that weekday")
@@ -72,8 +81,34 @@ def alert_summary(alert: AlertInfo, reader: Reader) -> str:
             f"{_m(reader, alert, 'outstanding')} outstanding")
 
 
+def _payment_summary(alert: AlertInfo, reader: Reader) -> str:
+    p, name = alert.payload, escape(alert.account)
+    on = f" for invoice {escape(str(p['number']))}" if p.get("number") else ""
+    if p.get("outcome") == "confirmed":
+        return f"{name}: payment of {_m(reader, alert, 'amount')} received{on}"
+    amount = _m(reader, alert, "amount") if p.get("amount") else _m(reader, alert, "amount_due")
+    return f"{name}: payment of {amount} failed{on}"
+
+
+def _event_details(alert: AlertInfo, reader: Reader) -> list[Block]:
+    p = alert.payload
+    pairs = [("Invoice", escape(str(p.get("number") or "—"))), ("Amount due", _m(reader, alert, "amount_due"))]
+    if p.get("due_date"):
+        pairs.append(("Due date", _day(reader, p.get("due_date"))))
+    if p.get("method"):
+        pairs.append(("Method", escape(str(p.get("method")))))
+    blocks = [fields(*pairs)]
+    if alert.rule == "invoice":
+        blocks.append(context(":paperclip: The invoice PDF is in the thread."))
+    if p.get("explorer_url"):
+        blocks.append(context(f"<{p['explorer_url']}|View the transaction>"))
+    return blocks
+
+
 def _details(alert: AlertInfo, reader: Reader) -> list[Block]:
     p = alert.payload
+    if alert.rule in ("invoice", "payment"):
+        return _event_details(alert, reader)
     if alert.rule == "overdue":
         return [fields(("Invoice", escape(str(p.get("number")))), ("Amount due", _m(reader, alert, "amount_due")),
                        ("Due date", _day(reader, p.get("due_date"))), ("Days overdue", str(p.get("days_overdue"))))]
@@ -106,7 +141,11 @@ def _details(alert: AlertInfo, reader: Reader) -> list[Block]:
 def _buttons(alert: AlertInfo, *, acknowledged: bool) -> Block | None:
     ref = pack({"i": alert.id})
     elements: list[Block] = []
-    if alert.rule == "overdue":
+    payload = alert.payload
+    if payload.get("outcome") == "failed" and payload.get("payment_url"):
+        elements.append(button("Pay", Action.PAY, pack({"n": payload.get("number")}), style="primary",
+                               url=str(payload["payment_url"])))
+    if alert.rule in ("overdue", "invoice") or (alert.rule == "payment" and payload.get("number")):
         elements += [button("View invoice", Action.ALERT_VIEW_INVOICE, ref),
                      button("Download PDF", Action.ALERT_PDF, ref)]
     if not acknowledged:
