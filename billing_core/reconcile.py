@@ -27,6 +27,7 @@ from billing_core.db import queries
 from billing_core.db.audit import record
 from billing_core.db.engine import Database
 from billing_core.db.models import Account, Invoice, InvoiceLineItem, Provider, UsageDaily
+from billing_core.db.sync_models import endpoint_configs
 from billing_core.errors import InvalidInput
 from billing_core.periods import Period, local_today, month_period
 from billing_core.reconciliation import (
@@ -45,7 +46,7 @@ from billing_core.reconciliation import (
 
 NO_METER = "(no meter)"
 __all__ = ["ALL_PROVIDERS", "DEFAULT_TOLERANCE", "Amounts", "Discrepancy", "Kind", "Reconciliation", "compare",
-           "default_period", "discrepancies_csv", "exact", "reconcile", "summary_line"]
+           "default_period", "discrepancies_csv", "exact", "reconcile", "reconcile_synced_accounts", "summary_line"]
 
 
 def default_period(now: datetime, tz: ZoneInfo) -> Period:
@@ -72,6 +73,13 @@ def reconcile(db: Database, ref: str | int, period: Period | None = None, *, act
             metered_total=sum((m.amount for m in metered.values()), ZERO), discrepancies=tuple(found))
         _audit(s, result, actor=actor, now=now)
         return result
+
+
+def reconcile_synced_accounts(db: Database, *, actor: str, now: datetime) -> list[Reconciliation]:
+    """The scheduled run: every account with a provider API endpoint, for its last complete month."""
+    with db.unit_of_work() as s:
+        accounts = sorted({config.account_id for config in endpoint_configs(s)})
+    return [reconcile(db, account, actor=actor, now=now) for account in accounts]
 
 
 def _billed(s: Session, account: Account, period: Period) -> tuple[dict[tuple[str, str], Amounts], tuple[str, ...]]:

@@ -203,7 +203,8 @@ def test_the_jobs_are_registered_once_with_ids_and_catch_up_from_the_database(db
     scheduler = BlockingScheduler(timezone="UTC")
     schedule(scheduler, deps)
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"alerts.evaluate", "alerts.deliver", "worker.leadership"}
+    assert set(jobs) == {"alerts.evaluate", "alerts.deliver", "worker.leadership", "sources.sync",
+                         "sources.reconcile"}
     assert all(j.coalesce and j.max_instances == 1 and j.misfire_grace_time for j in jobs.values())
     jobs["alerts.evaluate"].func(*jobs["alerts.evaluate"].args)  # a run today catches up what was missed
     jobs["alerts.deliver"].func(*jobs["alerts.deliver"].args)

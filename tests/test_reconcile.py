@@ -196,3 +196,30 @@ def test_compare_rules_without_a_database() -> None:
                     {("P", "cpu"): Amounts(Decimal(5), "h", Decimal("10"))}, **usd)
     assert [d.kind for d in mixed] == [Kind.EXTRA_CHARGE]  # units differ: only the money can be compared
     assert mixed[0].difference_pct == Decimal("20.00")
+
+
+def test_the_daily_run_alerts_once_on_discrepancies_in_the_routed_channel(db: Database) -> None:
+    """The worker's job: accounts with a provider endpoint, last month; the same finding is not news twice."""
+    from billing_core.alerts.service import Alerts
+    from billing_core.db.alert_models import Alert
+    from billing_core.db.sync_models import add_endpoint
+    from bot.jobs.scheduler import WorkerDeps, reconcile_providers
+    from bot.views.alerts import alert_message
+    from bot.views.common import Reader
+
+    seed(db, [("cpu", "100", "42.00")], [[("cpu", "110", "46.20"), ("gpu", "2", "4.80")]])
+    with db.unit_of_work() as s:
+        acct = s.scalar(select(Account).where(Account.name == "acme"))
+        assert acct is not None
+        add_endpoint(s, provider="Helios", base_url="https://api.helios.example", token_env=None, account=acct,
+                     now=NOW)
+    Alerts(db).set_route(1, "reconcile", "C_FINANCE", actor="test", now=NOW)
+    deps = WorkerDeps.build(db, token="xoxb-test", api_url="http://127.0.0.1:9/", clock=lambda: NOW)
+    reconcile_providers(deps)
+    reconcile_providers(deps)  # the next day's run finds the same lines: no second alert
+    with db.unit_of_work() as s:
+        [alert] = s.scalars(select(Alert).where(Alert.rule == "reconcile"))
+        assert alert.channel == "C_FINANCE" and alert.payload["count"] == 2
+    shown = alert_message(deps.alerts.alert(alert.id), Reader())
+    assert "October 2026 invoices disagree with metered usage on 2 lines" in shown["text"]
+    assert "gpu" in json.dumps(shown["blocks"]) and "missing_usage" in json.dumps(shown["blocks"])

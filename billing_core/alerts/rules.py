@@ -8,6 +8,7 @@ each key once, so evaluating the same facts again creates nothing new.
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from billing_core.reconciliation import Reconciliation
 from billing_core.results import (
     AccountInfo,
     BudgetStatus,
@@ -28,7 +30,8 @@ from billing_core.results import (
 )
 
 EVENT_RULES = ("invoice", "payment")  # notifications of billing events as they arrive (web-hooks)
-RULES = ("overdue", "budget", "forecast", "anomaly", "digest", *EVENT_RULES)
+RULES = ("overdue", "budget", "forecast", "anomaly", "digest", "reconcile", *EVENT_RULES)
+RECONCILE_LINES = 8  # discrepancy lines shown in the alert; the full list is `/billing reconcile`'s CSV
 DEFAULT_REMINDERS = (3, 7, 14)  # days after the first overdue alert
 FORECAST_MIN_DAYS = 7  # the projection's interval is too wide to act on before a week of data
 FORECAST_CLEAR_MARGIN = Decimal("0.05")  # "back on track" only when the high bound is 5 % under the budget
@@ -303,3 +306,22 @@ def invoice_payment_failed_candidate(invoice: InvoiceSummary, attempt: str) -> C
 def _invoice_payload(invoice: InvoiceSummary) -> dict[str, Any]:
     return {"number": invoice.number, "total": invoice.total, "amount_due": invoice.amount_due,
             "issue_date": invoice.issue_date, "due_date": invoice.due_date, "payment_url": invoice.payment_url}
+
+
+# --- reconciliation -------------------------------------------------------------------------------
+
+
+def reconcile_candidate(result: Reconciliation) -> Candidate | None:
+    """Provider invoices that disagree with metered usage beyond the tolerance: one alert per account, period
+    and set of discrepancies (a run that finds the same lines again is not news; a changed finding is)."""
+    if result.clean:
+        return None
+    found = sorted(result.discrepancies, key=lambda d: abs(d.difference), reverse=True)
+    fingerprint = ";".join(f"{d.provider}/{d.meter}/{d.kind.value}/{d.difference}" for d in found)
+    lines = [{"provider": d.provider, "meter": d.meter, "kind": d.kind.value, "billed": d.billed.amount,
+              "metered": d.metered.amount, "difference": d.difference} for d in found[:RECONCILE_LINES]]
+    return Candidate("reconcile", "reconcile", result.period.start.isoformat(),
+                     hashlib.sha256(fingerprint.encode()).hexdigest()[:16],
+                     {"period": result.period.label, "count": len(found), "billed_total": result.billed_total,
+                      "metered_total": result.metered_total, "tolerance_pct": result.tolerance * 100,
+                      "invoices": list(result.invoices), "lines": lines})

@@ -32,6 +32,7 @@ from billing_core.db.models import Account, ChannelLink
 from billing_core.db.queries import NONE_LABEL
 from billing_core.errors import InvalidInput, NotFound
 from billing_core.periods import Period, local_today, month_period, zone
+from billing_core.reconciliation import Reconciliation
 from billing_core.results import AccountInfo, BudgetStatus, InvoiceQuery, InvoiceStatus, InvoiceSummary
 from billing_core.service import Billing
 
@@ -199,6 +200,13 @@ class Alerts:
             return routes["*"]
         return s.scalar(select(ChannelLink.channel).where(ChannelLink.account_id == account_id)
                         .order_by(ChannelLink.linked_at, ChannelLink.channel).limit(1))
+
+    def reconciled(self, result: Reconciliation, now: datetime) -> int:
+        """Alert on a reconciliation run that found discrepancies (scheduled runs call this); 0 if not news."""
+        candidate = rules.reconcile_candidate(result)
+        if candidate is None:
+            return 0
+        return self._store(self.billing.account(result.account_id), [candidate], now)
 
     def notify(self, s: Session, account: AccountInfo, candidate: Candidate, now: datetime) -> int:
         """Queue a billing-event notification in the caller's transaction, so the event and its alert commit

@@ -1,4 +1,5 @@
-"""`billing-bot worker`: the scheduler process — alert evaluation and delivery, with one leader at a time.
+"""`billing-bot worker`: the scheduler process — alert evaluation and delivery, provider sync and daily
+reconciliation, with one leader at a time.
 
 Contract:
 - Every job is registered in `schedule(scheduler, deps)` with an explicit id, `replace_existing=True`,
@@ -27,7 +28,9 @@ from sqlalchemy import Connection, text
 from billing_core.alerts.rules import DEFAULT_REMINDERS, FORECAST_MIN_DAYS
 from billing_core.alerts.service import Alerts
 from billing_core.db.engine import Database
+from billing_core.reconcile import reconcile_synced_accounts, summary_line
 from billing_core.service import Billing
+from billing_core.sources.sync import sync_all
 from bot.jobs.delivery import Deliverer, delivery_client
 from bot.jobs.webhooks import WebhookTargets
 
@@ -38,6 +41,8 @@ STANDBY_RETRY_S = 5.0
 EVALUATE_EVERY_S = 300
 DELIVER_EVERY_S = 2
 LEADER_CHECK_EVERY_S = 15
+SYNC_EVERY_S = 15 * 60
+RECONCILE_EVERY_S = 24 * 3600
 
 
 class Leadership:
@@ -144,6 +149,21 @@ def deliver_alerts(deps: WorkerDeps) -> None:
         log.info("delivery: %s", tally)
 
 
+def sync_providers(deps: WorkerDeps) -> None:
+    """Incremental provider API sync; a provider's failure is recorded on its endpoint, never raised here."""
+    for status in sync_all(deps.db, deps.clock()):
+        if not status.ok:
+            log.warning("sync %s/%s %s: %s", status.provider, status.account, status.status, status.reason)
+
+
+def reconcile_providers(deps: WorkerDeps) -> None:
+    """Daily: provider invoices against metered usage; discrepancies over the tolerance become alerts."""
+    now = deps.clock()
+    for result in reconcile_synced_accounts(deps.db, actor="worker", now=now):
+        if deps.alerts.reconciled(result, now):
+            log.info("reconciliation: %s", summary_line(result))
+
+
 def check_leadership(deps: WorkerDeps, scheduler: BaseScheduler) -> None:
     if not deps.leadership.still_leading():
         log.error("leadership lost: stopping so a standby takes over and this process restarts as one")
@@ -157,6 +177,10 @@ def schedule(scheduler: BaseScheduler, deps: WorkerDeps) -> None:
                       next_run_time=deps.clock(), misfire_grace_time=EVALUATE_EVERY_S, **common)
     scheduler.add_job(deliver_alerts, "interval", seconds=DELIVER_EVERY_S, id="alerts.deliver", args=[deps],
                       misfire_grace_time=30, **common)
+    scheduler.add_job(sync_providers, "interval", seconds=SYNC_EVERY_S, id="sources.sync", args=[deps],
+                      next_run_time=deps.clock(), misfire_grace_time=SYNC_EVERY_S, **common)
+    scheduler.add_job(reconcile_providers, "interval", seconds=RECONCILE_EVERY_S, id="sources.reconcile",
+                      args=[deps], next_run_time=deps.clock(), misfire_grace_time=RECONCILE_EVERY_S, **common)
     scheduler.add_job(check_leadership, "interval", seconds=LEADER_CHECK_EVERY_S, id="worker.leadership",
                       args=[deps, scheduler], misfire_grace_time=LEADER_CHECK_EVERY_S, **common)
 

@@ -31,15 +31,16 @@ from bot.views.common import (
 
 TITLES = {"overdue": "Overdue invoice", "budget": "Budget alert", "forecast": "Forecast overrun",
           "anomaly": "Cost anomaly", "digest": "Weekly cost digest", "invoice": "Invoice issued",
-          "payment": "Payment"}
+          "payment": "Payment", "reconcile": "Reconciliation"}
 ICONS = {"overdue": ":red_circle:", "budget": ":warning:", "forecast": ":chart_with_upwards_trend:",
          "anomaly": ":rotating_light:", "digest": ":bar_chart:", "invoice": ":page_facing_up:",
-         "payment": ":moneybag:"}
+         "payment": ":moneybag:", "reconcile": ":mag:"}
 RULE_HELP = {"overdue": "the day after an invoice's due date, then reminders after 3, 7 and 14 days",
              "budget": "each budget threshold once per period (only the highest when several are crossed)",
              "forecast": "when the month-end projection's low bound is over a monthly budget (after 7 days)",
              "anomaly": "a day far above the usual cost of that weekday, with its top drivers",
              "digest": "Monday 09:00 local: last week's cost, top movers and open invoices",
+             "reconcile": "daily: provider invoices that disagree with metered usage beyond the tolerance",
              "invoice": "an invoice issued by a billing provider (web-hook), with its PDF in the thread",
              "payment": "a payment received or failed (web-hook); a failure carries the Pay link"}
 SNOOZE = {"snooze_1d": "Snooze 1 day", "snooze_1w": "Snooze 1 week", "mute": "Mute this rule for this channel"}
@@ -73,6 +74,11 @@ def alert_summary(alert: AlertInfo, reader: Reader) -> str:
                 f"due {_day(reader, p.get('due_date'))}")
     if alert.rule == "payment":
         return _payment_summary(alert, reader)
+    if alert.rule == "reconcile":
+        count = int(p.get("count") or 0)
+        return (f"{name}: {p.get('period')} invoices disagree with metered usage on {count} "
+                f"line{'s' if count != 1 else ''} (billed {_m(reader, alert, 'billed_total')}, metered "
+                f"{_m(reader, alert, 'metered_total')}, tolerance {p.get('tolerance_pct')}%)")
     if alert.rule == "anomaly":
         return (f"{name}: {_day(reader, p.get('day'))} cost {_m(reader, alert, 'actual')}, "
                 f"{p.get('ratio')}× the usual {_m(reader, alert, 'expected')} for that weekday")
@@ -109,6 +115,12 @@ def _details(alert: AlertInfo, reader: Reader) -> list[Block]:
     p = alert.payload
     if alert.rule in ("invoice", "payment"):
         return _event_details(alert, reader)
+    if alert.rule == "reconcile":
+        lines = [f"• {escape(str(r['provider']))} · `{escape(str(r['meter']))}` · {escape(str(r['kind']))}: billed "
+                 f"{reader.money(Decimal(r['billed']), alert.currency)}, metered "
+                 f"{reader.money(Decimal(r['metered']), alert.currency)}" for r in p.get("lines") or []]
+        return [section("*Largest differences*\n" + "\n".join(lines)),
+                context("Every line, as CSV: `/billing reconcile` (billing admins).")]
     if alert.rule == "overdue":
         return [fields(("Invoice", escape(str(p.get("number")))), ("Amount due", _m(reader, alert, "amount_due")),
                        ("Due date", _day(reader, p.get("due_date"))), ("Days overdue", str(p.get("days_overdue"))))]
