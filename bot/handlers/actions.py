@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -14,23 +15,11 @@ from billing_core.results import InvoiceQuery, InvoiceStatus
 from bot.access import Who
 from bot.deps import Deps
 from bot.handlers import budgets, ledger
-from bot.handlers.base import Ctx, after_ack, same_account
+from bot.handlers.base import Ctx, after_ack, on_action, same_account
 from bot.ids import Action, Block, Field, View
 from bot.parsing import PAGE_SIZE
 from bot.replies import Respond
-from bot.views.common import unpack
 from bot.views.invoices import filter_modal
-
-
-def action_ctx(deps: Deps, body: dict[str, Any], client: WebClient, respond: Respond | None) -> Ctx:
-    container = body.get("container") or {}
-    channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
-    team = (body.get("team") or {}).get("id") or body["user"].get("team_id", "")
-    message = body.get("message") or {}
-    return Ctx(deps, client, Who(team, body["user"]["id"], channel),
-               respond=respond if body.get("response_url") else None, trigger_id=body.get("trigger_id"),
-               message_ts=message.get("thread_ts") or container.get("message_ts"),
-               ephemeral_source=bool(container.get("is_ephemeral")))
 
 
 def query_from(state: dict[str, Any], *, cursor: str | None = None) -> InvoiceQuery:
@@ -41,11 +30,6 @@ def query_from(state: dict[str, Any], *, cursor: str | None = None) -> InvoiceQu
     except ValueError:
         raise InvalidInput("That button's filter is not valid any more.", hint="/billing invoices") from None
     return InvoiceQuery(statuses, start, end, state.get("q") or None, PAGE_SIZE, cursor)
-
-
-def _value(body: dict[str, Any]) -> dict[str, Any]:
-    acts = body.get("actions") or [{}]
-    return unpack(acts[0].get("value"))
 
 
 def on_page(ctx: Ctx, state: dict[str, Any]) -> None:
@@ -80,13 +64,8 @@ def filter_from_view(values: dict[str, Any]) -> InvoiceQuery:
 
 
 def register(app: App, deps: Deps) -> None:
-    def on(action: Action, work: Any) -> None:
-        @app.action(action)
-        def handler(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
-            ack()
-            ctx = action_ctx(deps, body, client, respond)
-            state = _value(body)
-            after_ack(ctx, lambda: work(ctx, state))
+    def on(action: Action, work: Callable[[Ctx, dict[str, Any]], object]) -> None:
+        on_action(app, deps, action, work)
 
     on(Action.INVOICES_PAGE, on_page)
     on(Action.INVOICES_FILTER, open_filter)

@@ -13,8 +13,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from slack_bolt import Ack, App
-from slack_sdk import WebClient
+from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
 from billing_core.alerts.rules import RULES, AlertInfo
@@ -24,16 +23,13 @@ from billing_core.periods import zone
 from bot.access import Grant
 from bot.deps import Deps
 from bot.handlers import ledger
-from bot.handlers.actions import action_ctx
-from bot.handlers.base import Ctx, after_ack, reader_for
+from bot.handlers.base import Ctx, on_action, reader_for
 from bot.ids import Action
 from bot.jobs.delivery import Deliverer, delivery_client
 from bot.jobs.delivery import reader_for as alert_reader
 from bot.parsing import parse_channel
-from bot.replies import Respond
 from bot.views.admin import done_message
 from bot.views.alerts import alert_message, alerts_status_message, snoozed_message
-from bot.views.common import unpack
 from bot.views.invoices import invoice_message
 
 SNOOZES = {"snooze_1d": timedelta(days=1), "snooze_1w": timedelta(weeks=1)}
@@ -238,21 +234,7 @@ def _id(state: dict[str, Any]) -> int:
     return value
 
 
-def _state(body: dict[str, Any]) -> dict[str, Any]:
-    act = (body.get("actions") or [{}])[0]
-    return unpack((act.get("selected_option") or {}).get("value") or act.get("value"))
-
-
 def register(app: App, deps: Deps) -> None:
-    def on(action: Action, work: Any) -> None:
-        @app.action(action)
-        def handler(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
-            ack()
-            ctx = action_ctx(deps, body, client, respond)
-            state = _state(body)
-            after_ack(ctx, lambda: work(ctx, state))
-
-    on(Action.ALERT_ACK, acknowledge)
-    on(Action.ALERT_MORE, more)
-    on(Action.ALERT_VIEW_INVOICE, view_invoice)
-    on(Action.ALERT_PDF, invoice_pdf)
+    for action, work in ((Action.ALERT_ACK, acknowledge), (Action.ALERT_MORE, more),
+                         (Action.ALERT_VIEW_INVOICE, view_invoice), (Action.ALERT_PDF, invoice_pdf)):
+        on_action(app, deps, action, work)

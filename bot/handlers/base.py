@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from typing import Any
 
+from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from billing_core.errors import Forbidden
 from bot.access import Grant, Who
 from bot.deps import Deps
+from bot.ids import Action
 from bot.replies import Reply, Respond, report_error
-from bot.views.common import Reader
+from bot.views.common import Reader, unpack
 
 
 @dataclass(frozen=True)
@@ -78,3 +81,32 @@ def guarded(ctx: Ctx, work: Callable[[], object]) -> None:
 def after_ack(ctx: Ctx, work: Callable[[], object]) -> None:
     """Run `work` on the bot's worker pool so Bolt's listener threads stay free to ack."""
     ctx.deps.workers.submit(guarded, ctx, work)
+
+
+def action_ctx(deps: Deps, body: dict[str, Any], client: WebClient, respond: Respond | None) -> Ctx:
+    """The request behind a click: who, in which channel, on which message (its thread takes the files)."""
+    container = body.get("container") or {}
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+    team = (body.get("team") or {}).get("id") or body["user"].get("team_id", "")
+    message = body.get("message") or {}
+    return Ctx(deps, client, Who(team, body["user"]["id"], channel),
+               respond=respond if body.get("response_url") else None, trigger_id=body.get("trigger_id"),
+               message_ts=message.get("thread_ts") or container.get("message_ts"),
+               ephemeral_source=bool(container.get("is_ephemeral")))
+
+
+def action_state(body: dict[str, Any]) -> dict[str, Any]:
+    """What the clicked element carries: a button's value or a menu's selected option (packed JSON)."""
+    clicked = (body.get("actions") or [{}])[0]
+    return unpack((clicked.get("selected_option") or {}).get("value") or clicked.get("value"))
+
+
+def on_action(app: App, deps: Deps, action: Action, work: Callable[[Ctx, dict[str, Any]], object]) -> None:
+    """Register `work(ctx, state)` for `action`: acked at once, run after the ack, failures reported."""
+
+    @app.action(action)
+    def handler(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        ack()
+        ctx = action_ctx(deps, body, client, respond)
+        state = action_state(body)
+        after_ack(ctx, lambda: work(ctx, state))
