@@ -12,7 +12,14 @@ from billing_core.results import InvoiceStatus, PaymentMethod, PaymentStatus
 
 @dataclass(frozen=True)
 class UsageIn:
-    """One metered charge. It is attributed to the hour (UTC) and local day of `period_start`."""
+    """One metered charge. It is attributed to the hour (UTC) and local day of `period_start`.
+
+    `dimensions` are groupings (`/billing usage … by <key>`): each one is rolled up per account-local
+    day, so they must have few distinct values (region, service category, model…). `attributes` are
+    facts about this one record that nobody groups by — alternative cost figures, resource ids: they
+    are stored on the raw record (and take part in "unchanged vs updated") but never rolled up, which
+    is what keeps a near-unique value from costing one rollup row per record.
+    """
 
     account_id: int
     meter: str
@@ -27,6 +34,7 @@ class UsageIn:
     deployment_id: int | None = None
     provider_id: int | None = None
     dimensions: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -172,9 +172,11 @@ def test_the_cost_column_is_a_choice_and_the_others_are_kept(db: Database) -> No
     assert (_usage_total(db, billed, "billed"), _usage_total(db, effective, "effective")) == (Decimal("0.50"),
                                                                                                Decimal("1.50"))
     with db.unit_of_work() as s:
-        dims = [r.dimensions for r in s.scalars(select(UsageRecord).order_by(UsageRecord.id))]
-    assert dims[0]["effective_cost"] == "1.00" and dims[2]["billed_cost"] == "0.00"
+        records = list(s.scalars(select(UsageRecord).order_by(UsageRecord.id)))
+    attributes, dims = [r.attributes for r in records], [r.dimensions for r in records]
+    assert attributes[0]["effective_cost"] == "1.00" and attributes[2]["billed_cost"] == "0.00"
     assert dims[0]["commitment_discount_status"] == "Used"
+    assert not {"effective_cost", "billed_cost", "resource_id"} & {k for d in dims for k in d}  # never rolled up
 
 
 def test_identical_rows_are_both_kept(db: Database) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -132,3 +133,21 @@ def test_usage_naming_another_accounts_deployment_or_an_unknown_provider_is_refu
     with pytest.raises(InvalidInput, match="no provider"), db.unit_of_work() as s:
         ingest_usage(s, [f.usage(mine, H, "1", provider_id=999)])
     assert _rollup_totals(db)[3] == 0
+
+
+def test_attributes_are_kept_on_the_record_never_rolled_up_and_a_changed_one_updates_it(db: Database) -> None:
+    with db.unit_of_work() as s:
+        acct = f.account(s)
+        batch = [replace(f.usage(acct, H, "2", ext=f"u{i}", dims={"model": "gpt-4o"}),
+                         attributes={"list_cost": f"{i}.50", "resource_id": f"arn:r-{i}"}) for i in range(3)]
+        first = ingest_usage(s, batch)
+    with db.unit_of_work() as s:
+        again = ingest_usage(s, batch)
+        restated = ingest_usage(s, [replace(batch[0], attributes={"list_cost": "9.99", "resource_id": "arn:r-0"})])
+    assert (first, again, restated) == (IngestResult(inserted=3), IngestResult(unchanged=3), IngestResult(updated=1))
+    with db.unit_of_work() as s:
+        stored = {r.external_id: r.attributes for r in s.scalars(select(UsageRecord))}
+        dim_keys = set(s.scalars(select(UsageDailyDimension.dim_key)))
+    assert stored["u0"] == {"list_cost": "9.99", "resource_id": "arn:r-0"} and stored["u2"]["list_cost"] == "2.50"
+    assert dim_keys == {"model"}
+    assert _rollup_totals(db) == (Decimal(6), Decimal(6), Decimal(6), 3)  # the update moved no cost

@@ -3,6 +3,8 @@
 Re-ingesting the same batch changes nothing; a record that comes back with other values replaces
 the old one (late or corrected usage for a past day updates that day). The rollup tables move by
 exact integer deltas in the same transaction, so no user-facing query ever scans raw usage rows.
+Every dimension is rolled up per day; a record's `attributes` are stored on its row only (they count
+when telling "unchanged" from "updated", but are never rolled up).
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ DAILY: Table = UsageDaily.__table__  # type: ignore[assignment]
 DIMENSION: Table = UsageDailyDimension.__table__  # type: ignore[assignment]
 
 # A stored record, compared field by field with an incoming one to tell "unchanged" from "updated".
-_Row = tuple[int, int | None, int | None, str, str, int, int, str, datetime, datetime, tuple[tuple[str, str], ...]]
+_Pairs = tuple[tuple[str, str], ...]
+# Attributes stay a mapping: they are only ever compared whole (dict equality ignores order) and stored.
+_Row = tuple[int, int | None, int | None, str, str, int, int, str, datetime, datetime, _Pairs, dict[str, Any]]
 
 
 def batched(items: Iterable[UsageIn], size: int) -> Iterator[list[UsageIn]]:
@@ -117,8 +121,35 @@ def _validate(rec: UsageIn) -> _Row:
         _currency(rec.currency),
         _utc(rec.period_start),
         _utc(rec.period_end),
-        tuple(sorted((str(k), str(v)) for k, v in rec.dimensions.items())),
+        _dimension_pairs(rec.dimensions),
+        rec.attributes,
     )
+
+
+def _pairs(mapping: dict[str, Any] | None) -> _Pairs:
+    """A mapping in a comparable, hashable form (sorted text pairs), the same for stored and incoming."""
+    return tuple(sorted((str(k), str(v)) for k, v in mapping.items())) if mapping else ()
+
+
+_DIMENSION_SETS: dict[tuple[tuple[str, Any], ...], _Pairs] = {}
+_DIMENSION_SETS_LIMIT = 50_000
+
+
+def _dimension_pairs(mapping: dict[str, Any]) -> _Pairs:
+    """`_pairs` of a record's dimensions, cached by content: a source repeats a few hundred dimension sets
+    millions of times, and handing out one shared tuple per set also makes the rollup grouping cheap."""
+    if not mapping:
+        return ()
+    try:
+        content = tuple(mapping.items())
+        found = _DIMENSION_SETS.get(content)
+    except TypeError:  # an unhashable value (not text): convert it, uncached
+        return _pairs(mapping)
+    if found is None:
+        if len(_DIMENSION_SETS) >= _DIMENSION_SETS_LIMIT:
+            _DIMENSION_SETS.clear()
+        found = _DIMENSION_SETS[content] = _pairs(mapping)
+    return found
 
 
 def _utc(moment: datetime) -> datetime:
@@ -168,8 +199,8 @@ def _existing_rows(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[
     for source, ids in by_source.items():
         for r in _stored(session, source, ids):
             row: _Row = (
-                r[2], r[3], r[4], r[5], r[6], _micros(r[7]), _micros(r[8]), r[9], r[10], r[11],
-                tuple(sorted((str(k), str(v)) for k, v in (r[12] or {}).items())),
+                r[2], r[3], r[4], r[5], r[6], _micros(r[7]), _micros(r[8]), r[9], r[10], r[11], _pairs(r[12]),
+                r[13] or {},
             )
             found[(source, r[1])] = (r[0], row)
     return found
@@ -179,7 +210,7 @@ def _stored(session: Session, source: str, ids: list[str]) -> Iterable[Sequence[
     """The stored rows of `ids`; on PostgreSQL one `= ANY(array)` parameter instead of thousands."""
     c = USAGE.c
     columns = (c.id, c.external_id, c.account_id, c.deployment_id, c.provider_id, c.meter, c.unit, c.quantity,
-               c.cost, c.currency, c.period_start, c.period_end, c.dimensions)
+               c.cost, c.currency, c.period_start, c.period_end, c.dimensions, c.attributes)
     if session.get_bind().dialect.name == "postgresql":
         sql = (f"SELECT {', '.join(col.name for col in columns)} FROM usage_records "
                "WHERE source = %s AND external_id = ANY(%s)")
@@ -207,17 +238,24 @@ def _as_columns(key: tuple[str, str], row: _Row) -> dict[str, Any]:
         "period_start": row[8],
         "period_end": row[9],
         "dimensions": dict(row[10]),
+        "attributes": row[11],
     }
 
 
 class _Deltas:
-    """Exact integer changes to the three rollups, keyed like their primary keys."""
+    """Exact integer changes to the three rollups, keyed like their primary keys.
+
+    Records are first gathered per (account, start, deployment, provider, meter, unit) and per (account,
+    day, meter, unit, dimension set), then each group is spread over the rollup keys it touches: a batch
+    has far fewer groups than records × dimensions. Groups are spread in the order of their last record,
+    so a rollup row's `unit` is still that of the last record that touched it.
+    """
 
     def __init__(self, zones: _AccountZones) -> None:
         self._zones = zones
-        self.hourly: dict[tuple[Any, ...], list[Any]] = {}
-        self.daily: dict[tuple[Any, ...], list[Any]] = {}
-        self.dimension: dict[tuple[Any, ...], list[Any]] = {}
+        self._series: dict[tuple[Any, ...], list[int]] = {}  # → [quantity, cost, records, last sequence]
+        self._dimension_sets: dict[tuple[Any, ...], list[int]] = {}
+        self._seq = 0
         self._days: dict[tuple[int, datetime], tuple[datetime, date]] = {}
 
     def _buckets(self, account: int, start: datetime) -> tuple[datetime, date]:
@@ -230,19 +268,48 @@ class _Deltas:
         return found
 
     def add(self, row: _Row, sign: int) -> None:
+        """Count `row` in (sign +1) or out of (sign -1) its buckets."""
         account, deployment, provider, meter, unit, qty, cost = row[:7]
         start: datetime = row[8]
-        hour, day = self._buckets(account, start)
-        dep, prov = deployment or 0, provider or 0
-        _bump(self.hourly, (account, hour, dep, prov, meter), unit, sign * qty, sign * cost, sign)
-        _bump(self.daily, (account, day, dep, prov, meter), unit, sign * qty, sign * cost, sign)
-        for dim_key, dim_value in row[10]:
-            _bump(self.dimension, (account, day, dim_key, dim_value, meter), unit, sign * qty, sign * cost, sign)
+        self._seq += 1
+        _gather(self._series, (account, start, deployment or 0, provider or 0, meter, unit), sign * qty,
+                sign * cost, sign, self._seq)
+        if row[10]:
+            day = self._buckets(account, start)[1]
+            _gather(self._dimension_sets, (account, day, meter, unit, row[10]), sign * qty, sign * cost, sign,
+                    self._seq)
 
     def apply(self, session: Session) -> None:
-        _upsert(session, HOURLY, ("account_id", "hour", "deployment_id", "provider_id", "meter"), self.hourly)
-        _upsert(session, DAILY, ("account_id", "day", "deployment_id", "provider_id", "meter"), self.daily)
-        _upsert(session, DIMENSION, ("account_id", "day", "dim_key", "dim_value", "meter"), self.dimension)
+        hourly: dict[tuple[Any, ...], list[Any]] = {}
+        daily: dict[tuple[Any, ...], list[Any]] = {}
+        for (account, start, dep, prov, meter, unit), (q, c, n, _) in _in_order(self._series):
+            hour, day = self._buckets(account, start)
+            _bump(hourly, (account, hour, dep, prov, meter), unit, q, c, n)
+            _bump(daily, (account, day, dep, prov, meter), unit, q, c, n)
+        dimension: dict[tuple[Any, ...], list[Any]] = {}
+        for (account, day, meter, unit, dims), (q, c, n, _) in _in_order(self._dimension_sets):
+            for dim_key, dim_value in dims:
+                _bump(dimension, (account, day, dim_key, dim_value, meter), unit, q, c, n)
+        _upsert(session, HOURLY, ("account_id", "hour", "deployment_id", "provider_id", "meter"), hourly)
+        _upsert(session, DAILY, ("account_id", "day", "deployment_id", "provider_id", "meter"), daily)
+        _upsert(session, DIMENSION, ("account_id", "day", "dim_key", "dim_value", "meter"), dimension)
+
+
+def _gather(groups: dict[tuple[Any, ...], list[int]], key: tuple[Any, ...], qty: int, cost: int, n: int,
+            seq: int) -> None:
+    slot = groups.get(key)
+    if slot is None:
+        groups[key] = [qty, cost, n, seq]
+    else:
+        slot[0] += qty
+        slot[1] += cost
+        slot[2] += n
+        slot[3] = seq
+
+
+def _in_order(groups: dict[tuple[Any, ...], list[int]]) -> list[tuple[tuple[Any, ...], list[int]]]:
+    """The groups by the sequence number of their last record."""
+    return sorted(groups.items(), key=lambda item: item[1][3])
 
 
 def _bump(target: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], unit: str, qty: int, cost: int,
@@ -293,7 +360,7 @@ def _upsert(session: Session, table: Table, key_cols: tuple[str, ...],
 
 
 _USAGE_COLUMNS = ("source", "external_id", "account_id", "deployment_id", "provider_id", "meter", "unit", "quantity",
-                  "cost", "currency", "period_start", "period_end", "dimensions")
+                  "cost", "currency", "period_start", "period_end", "dimensions", "attributes")
 
 
 def _bulk_insert(session: Session, rows: Sequence[tuple[tuple[str, str], _Row]]) -> None:
@@ -312,9 +379,17 @@ def _bulk_insert(session: Session, rows: Sequence[tuple[tuple[str, str], _Row]])
             converted = moments[value] = _driver_value(value, sqlite)
         return converted
 
+    texts: dict[_Pairs, str] = {(): "{}"}  # dimension sets repeat (and are shared tuples): encode each once
+
+    def dimensions(pairs: _Pairs) -> str:
+        text = texts.get(pairs)
+        if text is None:
+            text = texts[pairs] = json.dumps(dict(pairs))
+        return text
+
     tuples = [
         (key[0], key[1], r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], moment(r[8]), moment(r[9]),
-         json.dumps(dict(r[10])) if r[10] else "{}")
+         dimensions(r[10]), _json(r[11]) if r[11] else "{}")
         for key, r in rows
     ]
     if sqlite:
@@ -324,6 +399,9 @@ def _bulk_insert(session: Session, rows: Sequence[tuple[tuple[str, str], _Row]])
         )
         return
     _copy(session, "usage_records", _USAGE_COLUMNS, tuples)
+
+
+_json = json.JSONEncoder().encode  # json.dumps' own default encoder, without its per-call argument checks
 
 
 def _copy(session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -123,6 +123,8 @@ class UsageRecord(Base):
     period_start: Mapped[datetime]
     period_end: Mapped[datetime]
     dimensions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Per-record facts that are never rolled up (alternative costs, resource ids): see UsageIn.attributes.
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     source: Mapped[str] = mapped_column(String(64))
     external_id: Mapped[str] = mapped_column(String(200))
     __table_args__ = (

@@ -4,8 +4,9 @@ The contract, as `billing-bot import focus` applies it:
 
 - **Cost.** `BilledCost` (what the invoice charges) drives `cost` by default; `--cost effective|list|
   contracted` picks `EffectiveCost`, `ListCost` or `ContractedCost` instead. Every other cost column
-  the file has is kept, as written, as a dimension (`billed_cost`, `effective_cost`, `list_cost`,
-  `contracted_cost`), so under a commitment (BilledCost 0, EffectiveCost > 0) both figures survive.
+  the file has is kept, as written, as an attribute of the record (`billed_cost`, `effective_cost`,
+  `list_cost`, `contracted_cost`), so under a commitment (BilledCost 0, EffectiveCost > 0) both figures
+  survive.
   Amounts are exact decimals; a cost or quantity with more than 6 decimals is rounded half-even to the
   ledger's micro-units.
 - **When.** `ChargePeriodStart`/`ChargePeriodEnd` are the record's period; the whole cost lands on the
@@ -16,11 +17,13 @@ The contract, as `billing-bot import focus` applies it:
 - **Who.** provider = `ServiceProviderName` (FOCUS 1.1+), else `ProviderName` (1.0), else
   `HostProviderName`, else `InvoiceIssuerName`, else the importer's default; deployment = the sub-account
   (`SubAccountName`, else `SubAccountId`). The caller's `Resolver` turns those names into ids.
-- **Dimensions** (for `/billing usage … by <key>`; the service itself is the meter): service_category,
-  charge_category, charge_class (`Correction` rows are imported as the adjustments they are, on the
-  charge period they correct), region, sub_account_id, resource_id, resource_name, sku_id,
-  pricing_category, commitment_discount_status, billing_account, billing_period, the other cost
-  columns, and the JSON columns flattened: `SkuPriceDetails` → `sku.<Key>`, `Tags` → `tag.<key>`.
+- **Dimensions** (groupings for `/billing usage … by <key>`, rolled up per day; the service itself is
+  the meter): service_category, charge_category, charge_class (`Correction` rows are imported as the
+  adjustments they are, on the charge period they correct), region, sub_account_id, sku_id,
+  pricing_category, commitment_discount_status, billing_account, billing_period, and the JSON columns
+  flattened: `SkuPriceDetails` → `sku.<Key>` (e.g. `by sku.ModelId`), `Tags` → `tag.<key>`.
+- **Attributes** (kept on the record, never rolled up: values nearly unique per row would cost one
+  rollup row each): the other cost columns, resource_id and resource_name.
 - **Identity** (idempotent re-import, corrections replace). external_id = account id + a BLAKE2b digest
   of the row's identity — BillingAccountId, BillingPeriodStart, ChargePeriodStart/End, ChargeCategory,
   ChargeClass, ChargeFrequency, ChargeDescription, SubAccountId, ResourceId, ServiceName, SkuId,
@@ -54,7 +57,7 @@ from billing_core.records import UsageIn
 SOURCE = "focus"
 COST_COLUMNS = {"billed": "BilledCost", "effective": "EffectiveCost", "list": "ListCost",
                 "contracted": "ContractedCost"}
-_COST_DIMENSIONS = {"BilledCost": "billed_cost", "EffectiveCost": "effective_cost", "ListCost": "list_cost",
+_COST_ATTRIBUTES = {"BilledCost": "billed_cost", "EffectiveCost": "effective_cost", "ListCost": "list_cost",
                     "ContractedCost": "contracted_cost"}
 REQUIRED = ("ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory")
 PROVIDER_COLUMNS = ("ServiceProviderName", "ProviderName", "HostProviderName", "InvoiceIssuerName")
@@ -62,15 +65,15 @@ IDENTITY = ("BillingAccountId", "BillingPeriodStart", "ChargePeriodStart", "Char
             "ChargeClass", "ChargeFrequency", "ChargeDescription", "SubAccountId", "ResourceId", "ServiceName",
             "SkuId", "SkuPriceId", "SkuMeter", "PricingCategory", "PricingUnit", "RegionId", "AvailabilityZone",
             "CommitmentDiscountId", "CommitmentDiscountStatus", "CapacityReservationId", "Tags")
-# (dimension key, columns tried in order): plain text columns kept as they are.
+# (key, columns tried in order): plain text columns kept as they are, as dimensions or as attributes.
 _TEXT_DIMENSIONS = (
     ("service_category", ("ServiceCategory",)),
     ("charge_category", ("ChargeCategory",)), ("charge_class", ("ChargeClass",)),
-    ("region", ("RegionName", "RegionId")), ("sub_account_id", ("SubAccountId",)),
-    ("resource_id", ("ResourceId",)), ("resource_name", ("ResourceName",)), ("sku_id", ("SkuId",)),
+    ("region", ("RegionName", "RegionId")), ("sub_account_id", ("SubAccountId",)), ("sku_id", ("SkuId",)),
     ("pricing_category", ("PricingCategory",)), ("commitment_discount_status", ("CommitmentDiscountStatus",)),
     ("billing_account", ("BillingAccountId",)),
 )
+_TEXT_ATTRIBUTES = (("resource_id", ("ResourceId",)), ("resource_name", ("ResourceName",)))
 _NULLS = frozenset({"", "null", "NULL", "Null"})
 _ZERO = Decimal(0)
 _MAX_KEY, _MAX_VALUE, _MAX_METER, _MAX_UNIT = 64, 200, 64, 32  # the ledger's column widths
@@ -172,7 +175,7 @@ class _RowParser:
         at = columns.get
         self.cost_name = options.cost_column
         self.cost_at = columns.required(self.cost_name)
-        self.other_costs = [(key, name, columns.required(name)) for name, key in _COST_DIMENSIONS.items()
+        self.other_costs = [(key, name, columns.required(name)) for name, key in _COST_ATTRIBUTES.items()
                             if name != self.cost_name and name in columns]
         self.start_at, self.end_at = columns.required("ChargePeriodStart"), columns.required("ChargePeriodEnd")
         self.billing_period_at = at("BillingPeriodStart")
@@ -182,8 +185,8 @@ class _RowParser:
         self.provider_at = [i for i in (at(c) for c in PROVIDER_COLUMNS) if i is not None]
         self.sub_id_at, self.sub_name_at = at("SubAccountId"), at("SubAccountName")
         self.identity_at = [i for i in (at(c) for c in IDENTITY) if i is not None]
-        self.text_dims = [(key, idx) for key, names in _TEXT_DIMENSIONS
-                          if (idx := [i for i in (at(n) for n in names) if i is not None])]
+        self.text_dims = _positions(columns, _TEXT_DIMENSIONS)
+        self.text_attributes = _positions(columns, _TEXT_ATTRIBUTES)
         self.json_dims = [(prefix, name, i) for prefix, name in (("sku", "SkuPriceDetails"), ("tag", "Tags"))
                           if (i := at(name)) is not None]
         self.instants = _InstantCache()
@@ -215,6 +218,7 @@ class _RowParser:
             quantity=quantity, unit=unit, cost=cost, currency=self.currency, period_start=start, period_end=end,
             source=self.options.source, external_id=self._external_id(cells, provider),
             deployment_id=deployment_id, provider_id=provider_id, dimensions=self._dimensions(cells),
+            attributes=self._attributes(cells),
         )
 
     def _check_currency(self, code: str) -> None:
@@ -226,12 +230,8 @@ class _RowParser:
             raise _RowError("BillingCurrency", f"unknown currency {code!r}") from None
         raise _RowError("BillingCurrency", f"billed in {code.upper()}, but the account bills in {self.currency}")
 
-    def _dimensions(self, cells: list[str]) -> dict[str, str]:
-        dims: dict[str, str] = {}
-        for key, positions in self.text_dims:
-            value = _first(cells, positions)
-            if value:
-                dims[key] = value[:_MAX_VALUE]
+    def _attributes(self, cells: list[str]) -> dict[str, str]:
+        attributes = _texts(cells, self.text_attributes)
         for key, name, at in self.other_costs:
             value = cells[at]
             if value:
@@ -239,7 +239,11 @@ class _RowParser:
                     Decimal(value)  # kept as written (exact, any precision) once it is known to be a number
                 except InvalidOperation:
                     value = str(_amount(value, name))
-                dims[key] = value[:_MAX_VALUE]
+                attributes[key] = value[:_MAX_VALUE]
+        return attributes
+
+    def _dimensions(self, cells: list[str]) -> dict[str, str]:
+        dims = _texts(cells, self.text_dims)
         if self.billing_period_at is not None and cells[self.billing_period_at]:
             dims["billing_period"] = self.instants.parse(cells[self.billing_period_at], "BillingPeriodStart") \
                 .date().isoformat()
@@ -263,6 +267,20 @@ class _RowParser:
         digest = hashlib.blake2b(f"{identity}\x1f{provider or ''}".encode(), digest_size=16).digest()
         n = self.occurrences.number(digest)
         return f"{self.prefix}{digest.hex()}" + (f":{n}" if n > 1 else "")
+
+
+def _positions(columns: _Columns, keys: tuple[tuple[str, tuple[str, ...]], ...]) -> list[tuple[str, list[int]]]:
+    """(key, positions of the columns tried in order) for each key the header has a column of."""
+    return [(key, idx) for key, names in keys if (idx := [i for i in (columns.get(n) for n in names) if i is not None])]
+
+
+def _texts(cells: list[str], positions: list[tuple[str, list[int]]]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, at in positions:
+        value = _first(cells, at)
+        if value:
+            found[key] = value[:_MAX_VALUE]
+    return found
 
 
 def _first(cells: list[str], positions: list[int]) -> str:
