@@ -5,19 +5,26 @@ deployments, and writes through `billing_core.db.ingest` only. FOCUS rows are co
 `batch_rows`, each batch in one transaction: a batch is written whole or not at all, rows already
 committed stay (re-running the import is idempotent), and rejected rows never reach a batch. Stripe
 objects are upserted one savepoint each, so a rejected object leaves the others in place.
+
+A large FOCUS file (`PARALLEL_BYTES` and up) is parsed in a second process while this one writes: the
+parser hands over chunks through a queue of at most `_QUEUE_CHUNKS`, so memory stays flat, and rows
+arrive in file order, so the result is exactly that of parsing in-process. Provider and sub-account
+names are resolved to ids here (the database is this process's), the parser only numbers them.
 """
 
 from __future__ import annotations
 
 import codecs
 import io
+import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import IO
+from queue import Empty
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -33,9 +40,12 @@ from billing_core.errors import BillingError
 from billing_core.records import InvoiceIn, PaymentIn, UsageIn
 from billing_core.results import AccountInfo, IngestResult, InvoiceStatus
 from billing_core.sources import stripe
-from billing_core.sources.focus import FocusOptions, Rejection, read_focus
+from billing_core.sources.focus import FocusOptions, Rejection, Resolver, read_focus
 
 BATCH_ROWS = 20_000
+PARALLEL_BYTES = 16 << 20  # below this a second process costs more to start than it saves
+_CHUNK_ROWS = 5_000  # rows per hand-over from the parsing process
+_QUEUE_CHUNKS = 4
 MAX_LISTED = 1_000  # rejections kept in detail per file; the count is always exact
 
 #: (file name, rows read so far, bytes read, file size) — called after every batch.
@@ -66,8 +76,12 @@ class FileReport:
 
 def import_focus(db: Database, account_ref: str | int, paths: Sequence[Path], *, now: datetime, cost: str = "billed",
                  default_provider: str | None = None, batch_rows: int = BATCH_ROWS,
-                 progress: Progress | None = None, actor: str = "cli:import") -> list[FileReport]:
-    """Import FOCUS CSV files into one account; one report per file, each recorded in the audit log."""
+                 progress: Progress | None = None, actor: str = "cli:import",
+                 parallel_bytes: int = PARALLEL_BYTES) -> list[FileReport]:
+    """Import FOCUS CSV files into one account; one report per file, each recorded in the audit log.
+
+    Files of `parallel_bytes` or more are parsed in a second process (same result, see the module doc).
+    """
     account = _account(db, account_ref)
     resolver = _Resolver(db, account.id, now)
     options = FocusOptions(account_id=account.id, currency=account.currency, cost=cost,
@@ -75,7 +89,8 @@ def import_focus(db: Database, account_ref: str | int, paths: Sequence[Path], *,
     options.cost_column  # noqa: B018 - an unknown cost basis fails before any file is opened
     reports = []
     for path in paths:
-        report = _import_focus_file(db, path, options, resolver, ZoneInfo(account.timezone), batch_rows, progress)
+        report = _import_focus_file(db, path, options, resolver, ZoneInfo(account.timezone), batch_rows, progress,
+                                    parallel=path.stat().st_size >= parallel_bytes)
         with db.unit_of_work() as session:
             record(session, actor=actor, action="import.focus", entity="account", entity_id=str(account.id), at=now,
                    after={"file": path.name, "cost": options.cost_column, "rows": report.rows,
@@ -87,31 +102,124 @@ def import_focus(db: Database, account_ref: str | int, paths: Sequence[Path], *,
 
 
 def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver: _Resolver, tz: ZoneInfo,
-                       batch_rows: int, progress: Progress | None) -> FileReport:
+                       batch_rows: int, progress: Progress | None, *, parallel: bool) -> FileReport:
     report = FileReport(str(path))
     size = path.stat().st_size
-    with path.open("rb") as raw:
-        counted = _CountingReader(raw)
-        batch: list[UsageIn] = []
-        starts: set[datetime] = set()
-        for item in read_focus(_decoded(io.BufferedReader(counted, 1 << 20), report), options, resolver):
-            if isinstance(item, Rejection):
-                report.reject(item)
-                continue
-            report.rows += 1
-            report.cost += item.cost
-            starts.add(item.period_start)
-            batch.append(item)
-            if len(batch) >= batch_rows:
-                _write_batch(db, batch, report, starts, tz)
-                batch, starts = [], set()
-                if progress:
-                    progress(path.name, report.rows + report.rejected, counted.read_bytes, size)
-        if batch:
+    read_bytes = [0]  # how far the parser has read, for progress
+    items = _parsed_elsewhere(path, options, resolver, read_bytes) if parallel else \
+        _parsed_here(path, options, resolver, read_bytes)
+    batch: list[UsageIn] = []
+    starts: set[datetime] = set()
+    for item in items:
+        if isinstance(item, Rejection):
+            report.reject(item)
+            continue
+        report.rows += 1
+        report.cost += item.cost
+        starts.add(item.period_start)
+        batch.append(item)
+        if len(batch) >= batch_rows:
             _write_batch(db, batch, report, starts, tz)
+            batch, starts = [], set()
+            if progress:
+                progress(path.name, report.rows + report.rejected, read_bytes[0], size)
+    if batch:
+        _write_batch(db, batch, report, starts, tz)
     if progress:
         progress(path.name, report.rows + report.rejected, size, size)
     return report
+
+
+def _parsed_here(path: Path, options: FocusOptions, resolve: Resolver,
+                 read_bytes: list[int]) -> Iterator[UsageIn | Rejection]:
+    """The file's rows and rejections, parsed in this process, in file order."""
+    with path.open("rb") as raw:
+        counted = _CountingReader(raw)
+        rejected: list[Rejection] = []
+        for item in read_focus(_decoded(io.BufferedReader(counted, 1 << 20), rejected.append), options, resolve):
+            yield from rejected
+            rejected.clear()
+            read_bytes[0] = counted.read_bytes
+            yield item
+        yield from rejected
+
+
+def _parsed_elsewhere(path: Path, options: FocusOptions, resolve: Resolver,
+                      read_bytes: list[int]) -> Iterator[UsageIn | Rejection]:
+    """The same as `_parsed_here`, parsed by a second process; the names it numbered are resolved here."""
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited database connections
+    queue: Any = context.Queue(_QUEUE_CHUNKS)
+    worker = context.Process(target=_parse_worker, args=(path, options, queue), daemon=True)
+    worker.start()
+    ids: list[tuple[int | None, int | None]] = []  # by the parser's number of each (provider, sub-account)
+    try:
+        while (message := _next(queue, worker)) is not None:
+            names, rows, read_bytes[0] = message
+            ids.extend(resolve(*key) for key in names)
+            for row in rows:
+                if isinstance(row, Rejection):
+                    yield row
+                else:
+                    yield _usage(row, *ids[row[10]])
+    finally:
+        worker.terminate()  # a no-op once it is done; stops it if writing failed half-way
+        worker.join()
+
+
+def _next(queue: Any, worker: Any) -> Any:
+    """The next message of the parsing process; it dying without a word is an error, not an end."""
+    while True:
+        try:
+            message = queue.get(timeout=1.0)
+        except Empty:
+            if not worker.is_alive():
+                raise RuntimeError(f"The FOCUS parsing process stopped (exit code {worker.exitcode}).") from None
+            continue
+        if isinstance(message, BaseException):
+            raise message
+        return message
+
+
+_Handed = tuple[Any, ...] | Rejection  # a parsed row as plain fields (cheap to pickle), or a rejection
+
+
+def _parse_worker(path: Path, options: FocusOptions, queue: Any) -> None:
+    """Runs in the parsing process: chunks of (new names, rows, bytes read) in file order, then None."""
+    names: dict[tuple[str | None, str | None, str | None], int] = {}
+    new: list[tuple[str | None, str | None, str | None]] = []
+
+    def number(provider: str | None, sub_id: str | None, sub_name: str | None) -> tuple[int | None, int | None]:
+        key = (provider, sub_id, sub_name)
+        if key not in names:
+            names[key] = len(names)
+            new.append(key)
+        return names[key], None
+
+    read_bytes = [0]
+    chunk: list[_Handed] = []
+    try:
+        for item in _parsed_here(path, options, number, read_bytes):
+            chunk.append(item if isinstance(item, Rejection) else _fields(item))
+            if len(chunk) >= _CHUNK_ROWS:
+                queue.put((new[:], chunk, read_bytes[0]))
+                new.clear()
+                chunk = []
+        queue.put((new[:], chunk, read_bytes[0]))
+        queue.put(None)
+    except Exception as exc:  # handed to the importing process, which raises it
+        queue.put(exc)
+
+
+def _usage(r: tuple[Any, ...], provider_id: int | None, deployment_id: int | None) -> UsageIn:
+    """`_fields` back into the record, with the ids of its names."""
+    return UsageIn(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], deployment_id=deployment_id,
+                   provider_id=provider_id, dimensions=r[11], attributes=r[12])
+
+
+def _fields(item: UsageIn) -> tuple[Any, ...]:
+    """A parsed row as the positional fields of UsageIn, its provider slot holding the names' number."""
+    return (item.account_id, item.meter, item.quantity, item.unit, item.cost, item.currency, item.period_start,
+            item.period_end, item.source, item.external_id, item.provider_id, item.dimensions, item.attributes)
 
 
 def _write_batch(db: Database, batch: list[UsageIn], report: FileReport, starts: set[datetime],
@@ -123,7 +231,7 @@ def _write_batch(db: Database, batch: list[UsageIn], report: FileReport, starts:
     report.last_day = max(days + ([report.last_day] if report.last_day else []))
 
 
-def _decoded(data: IO[bytes], report: FileReport) -> Iterator[str]:
+def _decoded(data: IO[bytes], reject: Callable[[Rejection], object]) -> Iterator[str]:
     """The file's lines as text, without a byte-order mark. A line that is not UTF-8 is rejected (by its
     number) and read as a blank line, so the CSV reader's line numbers stay those of the file."""
     for number, line in enumerate(data, start=1):
@@ -132,7 +240,7 @@ def _decoded(data: IO[bytes], report: FileReport) -> Iterator[str]:
         try:
             yield line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            report.reject(Rejection(number, None, f"not UTF-8 text (byte {exc.start + 1}: {exc.reason})"))
+            reject(Rejection(number, None, f"not UTF-8 text (byte {exc.start + 1}: {exc.reason})"))
             yield "\n"
 
 

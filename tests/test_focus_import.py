@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from billing_core.db.engine import Database
 from billing_core.db.models import AuditEntry, Deployment, Provider, UsageRecord
 from billing_core.db.queries import NONE_LABEL
-from billing_core.imports import FileReport, import_focus
+from billing_core.imports import PARALLEL_BYTES, FileReport, import_focus
 from billing_core.periods import Period
 from billing_core.service import Billing
 from tests import factories
@@ -26,6 +26,8 @@ DATA = Path(__file__).parent / "data" / "focus"
 SAMPLES = sorted(DATA.glob("*.csv"))
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CENT = Decimal("0.01")
+# A big file is parsed by a second process (0: every file is "big"); the result must not tell the difference.
+PARSING = pytest.mark.parametrize("parallel_bytes", [PARALLEL_BYTES, 0], ids=["in-process", "parse-process"])
 # The spec's own malformed rows: a charge period ending at hour 30.
 MALFORMED = {
     "commitment_discount_scenarios__commitment_discount_purchase_scenario_2.csv": {4},
@@ -124,7 +126,9 @@ def test_a_corrected_file_replaces_what_it_corrects_and_correction_rows_add_up(d
     assert {r.key: r.cost for r in by_class.rows} == {"Correction": Decimal(-100), "(no charge_class)": Decimal(10100)}
 
 
-def test_a_malformed_row_is_named_by_line_and_column_and_the_good_rows_land(db: Database, tmp_path: Path) -> None:
+@PARSING
+def test_a_malformed_row_is_named_by_line_and_column_and_the_good_rows_land(db: Database, tmp_path: Path,
+                                                                           parallel_bytes: int) -> None:
     _account(db)
     header, rows = _rows(AI)
     start, cost = header.index("ChargePeriodStart"), header.index("BilledCost")
@@ -132,7 +136,7 @@ def test_a_malformed_row_is_named_by_line_and_column_and_the_good_rows_land(db: 
     rows[1][cost] = "fifty"  # line 3
     short = rows[3][:5]  # line 5: a row cut short
     path = _write(tmp_path / "broken.csv", header, [rows[0], rows[1], rows[2], short, rows[3]])
-    [report] = import_focus(db, "acme", [path], now=NOW)
+    [report] = import_focus(db, "acme", [path], now=NOW, parallel_bytes=parallel_bytes)
     assert [(r.line, r.column) for r in report.rejections] == [(2, "ChargePeriodStart"), (3, "BilledCost"), (5, None)]
     assert "'fifty' is not a number" in report.rejections[1].reason
     assert "5 fields where the header has 32" in report.rejections[2].reason
@@ -222,7 +226,8 @@ def test_rows_billed_in_another_currency_are_rejected(db: Database) -> None:
         ("BillingCurrency", "billed in USD, but the account bills in EUR")}
 
 
-def test_a_big_file_streams_in_batches_with_progress(db: Database, tmp_path: Path) -> None:
+@PARSING
+def test_a_big_file_streams_in_batches_with_progress(db: Database, tmp_path: Path, parallel_bytes: int) -> None:
     _account(db, tz="UTC")
     header, rows = _rows(AI)
     cost, start, end, sku = (header.index(c) for c in ("BilledCost", "ChargePeriodStart", "ChargePeriodEnd", "SkuId"))
@@ -236,7 +241,8 @@ def test_a_big_file_streams_in_batches_with_progress(db: Database, tmp_path: Pat
     generated[20][cost] = "n/a"
     seen: list[tuple[int, int, int]] = []
     [report] = import_focus(db, "acme", [_write(tmp_path / "big.csv", header, generated)], now=NOW, batch_rows=10,
-                            progress=lambda _name, n, done, size: seen.append((n, done, size)))
+                            progress=lambda _name, n, done, size: seen.append((n, done, size)),
+                            parallel_bytes=parallel_bytes)
     assert report.result.inserted == 44 and [(r.line, r.column) for r in report.rejections] == [(22, "BilledCost")]
     assert [n for n, _d, _s in seen] == [10, 20, 31, 41, 45]  # a batch of 10 good rows each, then the end
     assert seen[-1][1] == seen[-1][2]
@@ -279,14 +285,15 @@ def test_rows_naming_no_provider_take_the_default_one(db: Database) -> None:
     assert report.rejections == [] and [(r.key, r.cost) for r in summary.rows] == [("Contoso Cloud", Decimal("0.50"))]
 
 
-def test_a_line_that_is_not_utf8_is_rejected_alone(db: Database, tmp_path: Path) -> None:
+@PARSING
+def test_a_line_that_is_not_utf8_is_rejected_alone(db: Database, tmp_path: Path, parallel_bytes: int) -> None:
     _account(db)
     header, rows = _rows(AI)
     path = _write(tmp_path / "latin1.csv", header, rows)
     lines = path.read_bytes().splitlines(keepends=True)
     lines[2] = lines[2].replace(b"Output tokens", b"Sortie \xe9t\xe9")  # Latin-1 bytes on line 3
     path.write_bytes(b"\xef\xbb\xbf" + b"".join(lines))
-    [report] = import_focus(db, "acme", [path], now=NOW)
+    [report] = import_focus(db, "acme", [path], now=NOW, parallel_bytes=parallel_bytes)
     assert [(r.line, r.column) for r in report.rejections] == [(3, None)]
     assert report.rejections[0].reason.startswith("not UTF-8 text (byte ")
     assert report.rows == 3 and report.cost == Decimal("54.50")
