@@ -44,6 +44,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -193,6 +194,12 @@ class _RowParser:
         self.occurrences = _Occurrences()
         self._json: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         self.prefix = f"{options.account_id}:"
+        self._identity = _cells_at(self.identity_at)
+        dimension_at = {i for _key, idx in self.text_dims for i in idx} | {at for _p, _n, at in self.json_dims}
+        if self.billing_period_at is not None:
+            dimension_at.add(self.billing_period_at)
+        self._dimension_cells = _cells_at(sorted(dimension_at))
+        self._dimension_sets: dict[tuple[str, ...], dict[str, str]] = {}
 
     def parse(self, row: list[str]) -> UsageIn:
         cells = ["" if (c := raw.strip()) in _NULLS else c for raw in row]
@@ -243,6 +250,18 @@ class _RowParser:
         return attributes
 
     def _dimensions(self, cells: list[str]) -> dict[str, str]:
+        """The row's dimensions; rows with the same dimension cells share one mapping (read-only, like the
+        frozen record holding it): an export has a few thousand sets, and one object per set also keeps
+        the hand-over to the writing process and its rollup grouping cheap."""
+        key = self._dimension_cells(cells)
+        found = self._dimension_sets.get(key)
+        if found is None:
+            if len(self._dimension_sets) >= _InstantCache.LIMIT:
+                self._dimension_sets.clear()
+            found = self._dimension_sets[key] = self._dimensions_of(cells)
+        return found
+
+    def _dimensions_of(self, cells: list[str]) -> dict[str, str]:
         dims = _texts(cells, self.text_dims)
         if self.billing_period_at is not None and cells[self.billing_period_at]:
             dims["billing_period"] = self.instants.parse(cells[self.billing_period_at], "BillingPeriodStart") \
@@ -263,10 +282,17 @@ class _RowParser:
         return found
 
     def _external_id(self, cells: list[str], provider: str | None) -> str:
-        identity = "\x1f".join([cells[i] for i in self.identity_at])
+        identity = "\x1f".join(self._identity(cells))
         digest = hashlib.blake2b(f"{identity}\x1f{provider or ''}".encode(), digest_size=16).digest()
         n = self.occurrences.number(digest)
         return f"{self.prefix}{digest.hex()}" + (f":{n}" if n > 1 else "")
+
+
+def _cells_at(positions: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    """A function picking the cells at `positions` as a tuple (itemgetter, in C, but always a tuple)."""
+    if len(positions) >= 2:
+        return operator.itemgetter(*positions)
+    return lambda cells: tuple(cells[i] for i in positions)
 
 
 def _positions(columns: _Columns, keys: tuple[tuple[str, tuple[str, ...]], ...]) -> list[tuple[str, list[int]]]:
