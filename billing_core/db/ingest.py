@@ -103,7 +103,9 @@ class _AccountZones:
                 raise InvalidInput(f"Usage {r.external_id}: no provider with id {r.provider_id}.")
 
 
-def _validate(rec: UsageIn) -> _Row:
+def _validate(rec: UsageIn, dimension_sets: dict[int, _Pairs]) -> _Row:
+    """The record as a stored row would read; `dimension_sets` caches the pairs of each dimension mapping
+    by identity (sources share one mapping between records), valid while the chunk holding them lives."""
     if rec.period_start.tzinfo is None or rec.period_end.tzinfo is None:
         raise InvalidInput(f"Usage {rec.external_id}: charge period must carry a time zone.")
     if rec.period_end < rec.period_start:
@@ -121,7 +123,7 @@ def _validate(rec: UsageIn) -> _Row:
         _currency(rec.currency),
         _utc(rec.period_start),
         _utc(rec.period_end),
-        _dimension_pairs(rec.dimensions),
+        _shared_pairs(rec.dimensions, dimension_sets),
         rec.attributes,
     )
 
@@ -133,6 +135,13 @@ def _pairs(mapping: dict[str, Any] | None) -> _Pairs:
 
 _DIMENSION_SETS: dict[tuple[tuple[str, Any], ...], _Pairs] = {}
 _DIMENSION_SETS_LIMIT = 50_000
+
+
+def _shared_pairs(mapping: dict[str, Any], by_identity: dict[int, _Pairs]) -> _Pairs:
+    found = by_identity.get(id(mapping))
+    if found is None:
+        found = by_identity[id(mapping)] = _dimension_pairs(mapping)
+    return found
 
 
 def _dimension_pairs(mapping: dict[str, Any]) -> _Pairs:
@@ -163,7 +172,8 @@ def _currency(code: str) -> str:
 
 def _ingest_chunk(session: Session, chunk: Sequence[UsageIn], zones: _AccountZones) -> IngestResult:
     zones.check_references(chunk)
-    incoming: dict[tuple[str, str], _Row] = {(r.source, r.external_id): _validate(r) for r in chunk}
+    dimension_sets: dict[int, _Pairs] = {}  # ids stay unique while `chunk` holds the mappings
+    incoming: dict[tuple[str, str], _Row] = {(r.source, r.external_id): _validate(r, dimension_sets) for r in chunk}
     existing = _existing_rows(session, list(incoming))
     deltas = _Deltas(zones)
     inserts: list[tuple[tuple[str, str], _Row]] = []
