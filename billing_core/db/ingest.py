@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from itertools import islice
+from json.encoder import encode_basestring_ascii as _string
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -411,7 +412,12 @@ def _bulk_insert(session: Session, rows: Sequence[tuple[tuple[str, str], _Row]])
     _copy(session, "usage_records", _USAGE_COLUMNS, tuples)
 
 
-_json = json.JSONEncoder().encode  # json.dumps' own default encoder, without its per-call argument checks
+def _json(mapping: dict[str, Any]) -> str:
+    """`json.dumps(mapping)`, byte for byte; text-only mappings (what sources send) encoded at twice the speed."""
+    try:
+        return "{" + ", ".join([_string(k) + ": " + _string(v) for k, v in mapping.items()]) + "}"
+    except TypeError:  # a key or value that is not text
+        return json.dumps(mapping)
 
 
 def _copy(session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
