@@ -6,8 +6,9 @@ temporary directory, then:
 
 1. parses it without a database (`read_focus` alone: the parser's own ceiling), and
 2. imports it with `billing_core.imports.import_focus` (the same path as `billing-bot import focus`:
-   batches of 20 k rows, one transaction each, rollups included) into SQLite and, when reachable,
-   PostgreSQL (bench.core's URL, the local server; in a scratch schema dropped afterwards).
+   batches of 20 k rows, one transaction each, rollups included; a file this big is parsed by a second
+   process while the first one writes) into SQLite and, when reachable, PostgreSQL (bench.core's URL,
+   the local server; in a scratch schema dropped afterwards).
 
 Memory: the resident set is sampled after every batch; "RSS first batch" vs "RSS peak" shows whether
 it stays flat as the file goes by (it must not grow with the file).

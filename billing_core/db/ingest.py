@@ -139,6 +139,8 @@ _DIMENSION_SETS_LIMIT = 50_000
 
 
 def _shared_pairs(mapping: dict[str, Any], by_identity: dict[int, _Pairs]) -> _Pairs:
+    if not mapping:
+        return ()
     found = by_identity.get(id(mapping))
     if found is None:
         found = by_identity[id(mapping)] = _dimension_pairs(mapping)
@@ -258,15 +260,14 @@ class _Deltas:
 
     Records are first gathered per (account, start, deployment, provider, meter, unit) and per (account,
     day, meter, unit, dimension set), then each group is spread over the rollup keys it touches: a batch
-    has far fewer groups than records × dimensions. Groups are spread in the order of their last record,
-    so a rollup row's `unit` is still that of the last record that touched it.
+    has far fewer groups than records × dimensions. Groups are kept (and spread) in the order of their
+    last record, so a rollup row's `unit` is still that of the last record that touched it.
     """
 
     def __init__(self, zones: _AccountZones) -> None:
         self._zones = zones
-        self._series: dict[tuple[Any, ...], list[int]] = {}  # → [quantity, cost, records, last sequence]
+        self._series: dict[tuple[Any, ...], list[int]] = {}  # → [quantity, cost, records]
         self._dimension_sets: dict[tuple[Any, ...], list[int]] = {}
-        self._seq = 0
         self._days: dict[tuple[int, datetime], tuple[datetime, date]] = {}
 
     def _buckets(self, account: int, start: datetime) -> tuple[datetime, date]:
@@ -282,23 +283,21 @@ class _Deltas:
         """Count `row` in (sign +1) or out of (sign -1) its buckets."""
         account, deployment, provider, meter, unit, qty, cost = row[:7]
         start: datetime = row[8]
-        self._seq += 1
         _gather(self._series, (account, start, deployment or 0, provider or 0, meter, unit), sign * qty,
-                sign * cost, sign, self._seq)
+                sign * cost, sign)
         if row[10]:
             day = self._buckets(account, start)[1]
-            _gather(self._dimension_sets, (account, day, meter, unit, row[10]), sign * qty, sign * cost, sign,
-                    self._seq)
+            _gather(self._dimension_sets, (account, day, meter, unit, row[10]), sign * qty, sign * cost, sign)
 
     def apply(self, session: Session) -> None:
         hourly: dict[tuple[Any, ...], list[Any]] = {}
         daily: dict[tuple[Any, ...], list[Any]] = {}
-        for (account, start, dep, prov, meter, unit), (q, c, n, _) in _in_order(self._series):
+        for (account, start, dep, prov, meter, unit), (q, c, n) in self._series.items():
             hour, day = self._buckets(account, start)
             _bump(hourly, (account, hour, dep, prov, meter), unit, q, c, n)
             _bump(daily, (account, day, dep, prov, meter), unit, q, c, n)
         dimension: dict[tuple[Any, ...], list[Any]] = {}
-        for (account, day, meter, unit, dims), (q, c, n, _) in _in_order(self._dimension_sets):
+        for (account, day, meter, unit, dims), (q, c, n) in self._dimension_sets.items():
             for dim_key, dim_value in dims:
                 _bump(dimension, (account, day, dim_key, dim_value, meter), unit, q, c, n)
         _upsert(session, HOURLY, ("account_id", "hour", "deployment_id", "provider_id", "meter"), hourly)
@@ -306,21 +305,16 @@ class _Deltas:
         _upsert(session, DIMENSION, ("account_id", "day", "dim_key", "dim_value", "meter"), dimension)
 
 
-def _gather(groups: dict[tuple[Any, ...], list[int]], key: tuple[Any, ...], qty: int, cost: int, n: int,
-            seq: int) -> None:
-    slot = groups.get(key)
+def _gather(groups: dict[tuple[Any, ...], list[int]], key: tuple[Any, ...], qty: int, cost: int, n: int) -> None:
+    """Add to the group of `key`, moving it last: the dict's order is that of each group's last record."""
+    slot = groups.pop(key, None)
     if slot is None:
-        groups[key] = [qty, cost, n, seq]
+        groups[key] = [qty, cost, n]
     else:
         slot[0] += qty
         slot[1] += cost
         slot[2] += n
-        slot[3] = seq
-
-
-def _in_order(groups: dict[tuple[Any, ...], list[int]]) -> list[tuple[tuple[Any, ...], list[int]]]:
-    """The groups by the sequence number of their last record."""
-    return sorted(groups.items(), key=lambda item: item[1][3])
+        groups[key] = slot
 
 
 def _bump(target: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], unit: str, qty: int, cost: int,
