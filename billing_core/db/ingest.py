@@ -258,16 +258,17 @@ def _as_columns(key: tuple[str, str], row: _Row) -> dict[str, Any]:
 class _Deltas:
     """Exact integer changes to the three rollups, keyed like their primary keys.
 
-    Records are first gathered per (account, start, deployment, provider, meter, unit) and per (account,
-    day, meter, unit, dimension set), then each group is spread over the rollup keys it touches: a batch
+    Hourly and daily move record by record. For the dimension rollup records are first gathered per
+    (account, day, meter, unit, dimension set), then each group is spread over its dimensions: a batch
     has far fewer groups than records × dimensions. Groups are kept (and spread) in the order of their
     last record, so a rollup row's `unit` is still that of the last record that touched it.
     """
 
     def __init__(self, zones: _AccountZones) -> None:
         self._zones = zones
-        self._series: dict[tuple[Any, ...], list[int]] = {}  # → [quantity, cost, records]
-        self._dimension_sets: dict[tuple[Any, ...], list[int]] = {}
+        self.hourly: dict[tuple[Any, ...], list[Any]] = {}
+        self.daily: dict[tuple[Any, ...], list[Any]] = {}
+        self._dimension_sets: dict[tuple[Any, ...], list[int]] = {}  # → [quantity, cost, records]
         self._days: dict[tuple[int, datetime], tuple[datetime, date]] = {}
 
     def _buckets(self, account: int, start: datetime) -> tuple[datetime, date]:
@@ -283,25 +284,20 @@ class _Deltas:
         """Count `row` in (sign +1) or out of (sign -1) its buckets."""
         account, deployment, provider, meter, unit, qty, cost = row[:7]
         start: datetime = row[8]
-        _gather(self._series, (account, start, deployment or 0, provider or 0, meter, unit), sign * qty,
-                sign * cost, sign)
+        hour, day = self._buckets(account, start)
+        dep, prov = deployment or 0, provider or 0
+        _bump(self.hourly, (account, hour, dep, prov, meter), unit, sign * qty, sign * cost, sign)
+        _bump(self.daily, (account, day, dep, prov, meter), unit, sign * qty, sign * cost, sign)
         if row[10]:
-            day = self._buckets(account, start)[1]
             _gather(self._dimension_sets, (account, day, meter, unit, row[10]), sign * qty, sign * cost, sign)
 
     def apply(self, session: Session) -> None:
-        hourly: dict[tuple[Any, ...], list[Any]] = {}
-        daily: dict[tuple[Any, ...], list[Any]] = {}
-        for (account, start, dep, prov, meter, unit), (q, c, n) in self._series.items():
-            hour, day = self._buckets(account, start)
-            _bump(hourly, (account, hour, dep, prov, meter), unit, q, c, n)
-            _bump(daily, (account, day, dep, prov, meter), unit, q, c, n)
         dimension: dict[tuple[Any, ...], list[Any]] = {}
         for (account, day, meter, unit, dims), (q, c, n) in self._dimension_sets.items():
             for dim_key, dim_value in dims:
                 _bump(dimension, (account, day, dim_key, dim_value, meter), unit, q, c, n)
-        _upsert(session, HOURLY, ("account_id", "hour", "deployment_id", "provider_id", "meter"), hourly)
-        _upsert(session, DAILY, ("account_id", "day", "deployment_id", "provider_id", "meter"), daily)
+        _upsert(session, HOURLY, ("account_id", "hour", "deployment_id", "provider_id", "meter"), self.hourly)
+        _upsert(session, DAILY, ("account_id", "day", "deployment_id", "provider_id", "meter"), self.daily)
         _upsert(session, DIMENSION, ("account_id", "day", "dim_key", "dim_value", "meter"), dimension)
 
 
@@ -394,7 +390,7 @@ def _bulk_insert(session: Session, rows: Sequence[tuple[tuple[str, str], _Row]])
 
     tuples = [
         (key[0], key[1], r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], moment(r[8]), moment(r[9]),
-         dimensions(r[10]), _json(r[11]) if r[11] else "{}")
+         texts.get(r[10]) or dimensions(r[10]), _json(r[11]) if r[11] else "{}")
         for key, r in rows
     ]
     if sqlite:
