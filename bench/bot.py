@@ -1,7 +1,7 @@
 """Benchmark of the Slack side: acks under load, time to chart, invoice PDF, bulk PDF export — end to end.
 
-The real `billing-bot web` app (waitress, real HTTP on 127.0.0.1) runs against the local fake Slack
-(`bot.sandbox.fake_slack`) on the seeded demo ledger, as in production but offline:
+The real `billing-bot web` process (waitress, real HTTP on 127.0.0.1) runs against the local fake Slack
+(`bot.sandbox.fake_slack`) on the seeded demo ledger, on SQLite and on PostgreSQL, as in production but offline:
 
 - ack latency: 50 signed slash commands sent at once (a mix of every read subcommand), time from sending to
   the HTTP ack, p50/p99 — and the time until every answer (messages, charts) reached Slack;
@@ -10,7 +10,7 @@ The real `billing-bot web` app (waitress, real HTTP on 127.0.0.1) runs against t
 - bulk export: `/billing export invoices pdf` over 500 invoices, from the command to the ZIP in the thread,
   with the CPU time of the bot and its render processes divided by wall time (2.0 = both cores busy).
 
-    python -m bench.bot [--database-url URL] [--invoices 500] [--concurrent 50]
+    python -m bench.bot [--only sqlite|postgresql] [--invoices 500] [--concurrent 50]
 """
 
 from __future__ import annotations
@@ -18,11 +18,14 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import resource
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
@@ -30,10 +33,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import waitress
 from pypdf import PdfReader
+from sqlalchemy import create_engine, text
 
 import charts
+from bench.core import PG_URL
 from billing_core import exports
 from billing_core.db.engine import Database
 from billing_core.db.ingest import upsert_invoice
@@ -42,12 +46,9 @@ from billing_core.demo import seed_demo
 from billing_core.periods import last_days
 from billing_core.records import InvoiceIn, LineIn
 from billing_core.results import InvoiceStatus
-from bot.app import build_app
-from bot.config import Settings
-from bot.deps import Deps
+from billing_core.service import Billing
 from bot.sandbox import signing
 from bot.sandbox.fake_slack import FakeSlack
-from bot.web import wsgi_app
 
 SECRET = "bench-signing-secret"
 COMMANDS = ["invoices overdue", "invoices", "invoice INV-0003", "payments last 90 days", "budget", "help",
@@ -83,16 +84,52 @@ def add_invoices(db: Database, account: str, count: int, now: datetime) -> None:
 
 
 class Bot:
-    """The web app on waitress against the fake Slack."""
+    """`billing-bot web` in a process of its own (as in production), talking to the fake Slack in this one."""
 
-    def __init__(self, db: Database, fake: FakeSlack) -> None:
+    def __init__(self, database_url: str, fake: FakeSlack) -> None:
         self.fake = fake
-        settings = Settings(signing_secret=SECRET, bot_token="xoxb-bench", api_url=fake.url)
-        self.deps = Deps.build(settings, db=db)
-        self.server = waitress.create_server(wsgi_app(build_app(settings, self.deps), self.deps),
-                                             host="127.0.0.1", port=0, threads=16)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}/slack/events"
-        threading.Thread(target=self.server.run, daemon=True).start()
+        port = _free_port()
+        env = {**os.environ, "SLACK_SIGNING_SECRET": SECRET, "SLACK_BOT_TOKEN": "xoxb-bench",
+               "SLACK_API_URL": fake.url, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+        self.process = subprocess.Popen([sys.executable, "-m", "bot.cli", "web", "--host", "127.0.0.1",
+                                         "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{port}/slack/events"
+        self._wait_ready(f"http://127.0.0.1:{port}/healthz")
+
+    def _wait_ready(self, health: str) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(health, timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise RuntimeError("billing-bot web did not start")
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the bot's whole process tree from /proc: the web process, its forkserver and the render
+        processes under it (alive for the web process's lifetime, so their time is not in its `cutime` yet)."""
+        stats: dict[int, tuple[int, float]] = {}  # pid -> (parent pid, own + reaped children's CPU seconds)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue  # exited while we looked
+                stats[int(entry.name)] = (int(fields[1]), sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK"))
+
+        def in_tree(pid: int) -> bool:
+            while pid > 1:
+                if pid == self.process.pid:
+                    return True
+                pid = stats.get(pid, (0, 0.0))[0]
+            return False
+
+        return sum(cpu for pid, (_, cpu) in stats.items() if in_tree(pid))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
 
     def command(self, http: httpx.Client, text: str, channel: str = "C_FINANCE") -> float:
         """Send `/billing text`; the seconds until the HTTP ack."""
@@ -112,18 +149,22 @@ class Bot:
 
 def ack_latency(bot: Bot, concurrent: int) -> tuple[float, float, float]:
     with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=concurrent)) as http:
-        bot.command(http, "help")  # warm the connection pool, users.info cache and the app
-        bot.answered(1, 30)
-        bot.fake.reset()
         barrier = threading.Barrier(concurrent)
 
-        def one(i: int) -> float:
-            barrier.wait()
-            return bot.command(http, COMMANDS[i % len(COMMANDS)])
+        def burst(commands: list[str]) -> list[float]:
+            def one(text: str) -> float:
+                barrier.wait()
+                return bot.command(http, text)
 
+            with ThreadPoolExecutor(concurrent) as pool:
+                return sorted(pool.map(one, commands))
+
+        # A first burst warms what a running web process has warm: threads, database and HTTP connections.
+        burst(["help"] * concurrent)
+        bot.answered(concurrent, 60)
+        bot.fake.reset()
         started = time.perf_counter()
-        with ThreadPoolExecutor(concurrent) as pool:
-            acks = sorted(pool.map(one, range(concurrent)))
+        acks = burst([COMMANDS[i % len(COMMANDS)] for i in range(concurrent)])
         bot.answered(concurrent, 300)
         all_answered = time.perf_counter() - started
     p99 = acks[min(len(acks) - 1, int(len(acks) * 0.99))]
@@ -132,14 +173,14 @@ def ack_latency(bot: Bot, concurrent: int) -> tuple[float, float, float]:
 
 def bulk_export(bot: Bot, invoices: int) -> tuple[float, float, int]:
     bot.fake.reset()
-    cpu_before = _cpu_seconds()
+    cpu_before = bot.cpu_seconds()
     started = time.perf_counter()
     with httpx.Client(timeout=30) as http:
         bot.command(http, "export invoices pdf")
     bot.fake.wait_for(lambda: any(f.filename == "invoices.zip" and f.channel for f in bot.fake.files()), 900,
                       "the ZIP of PDFs shared in the thread")
     wall = time.perf_counter() - started
-    cpu = _cpu_seconds() - cpu_before
+    cpu = bot.cpu_seconds() - cpu_before
     [archive] = [f for f in bot.fake.files() if f.filename == "invoices.zip"]
     import zipfile
 
@@ -148,47 +189,72 @@ def bulk_export(bot: Bot, invoices: int) -> tuple[float, float, int]:
     return wall, cpu / wall, count
 
 
-def _cpu_seconds() -> float:
-    mine, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def measure(url: str, invoices: int, concurrent: int) -> dict[str, str]:
+    """Every figure of the table for the database at `url`."""
+    now = datetime.now(UTC)
+    db = Database(url)
+    upgrade(db)
+    with db.unit_of_work() as session:
+        seed_demo(session, now=now)
+    with FakeSlack() as fake:
+        fake.rate_limit_per_channel = None  # measure the bot, not Slack's 1 message/s/channel
+        bot = Bot(url, fake)
+        p50, p99, answered = ack_latency(bot, concurrent)
+        billing = Billing(db)
+        overview = billing.overview("acme-corp", now=now)
+        usage = billing.usage("acme-corp", last_days(now.date(), 30), group_by="deployment")
+        trend_ms = timed_ms(lambda: charts.cost_trend_png(overview.trend, currency="USD"))
+        usage_ms = timed_ms(lambda: charts.usage_stacked_png(usage))
+        detail = billing.invoice("acme-corp", "INV-0003", now=now)
+        pages = len(PdfReader(io.BytesIO(exports.invoice_pdf(detail))).pages)
+        pdf_ms = timed_ms(lambda: exports.invoice_pdf(detail)) / pages
+        add_invoices(db, "acme-corp", invoices - 5, now)  # the demo account already has 5
+        wall, cores, count = bulk_export(bot, invoices)
+        bot.stop()
+    db.dispose()
+    return {
+        f"ack latency, {concurrent} concurrent slash commands": f"p50 {p50:.0f} ms, p99 {p99:.0f} ms",
+        f"all {concurrent} answers (messages and charts) in Slack": f"{answered:.1f} s",
+        "time to chart, warm: 30-day cost trend / usage stack": f"{trend_ms:.0f} ms / {usage_ms:.0f} ms",
+        "invoice PDF, warm, per page": f"{pdf_ms:.0f} ms ({pages} page{'s' if pages > 1 else ''})",
+        f"bulk export: {count} invoices as PDFs in a ZIP": f"{wall:.1f} s, {cores:.2f} cores busy",
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", help="default: a fresh SQLite file in a temporary folder")
+    parser.add_argument("--only", choices=("sqlite", "postgresql"))
     parser.add_argument("--invoices", type=int, default=500)
     parser.add_argument("--concurrent", type=int, default=50)
     args = parser.parse_args()
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         os.environ.pop(var, None)
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Database(args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}")
-        now = datetime.now(UTC)
-        upgrade(db)
-        with db.unit_of_work() as session:
-            seed_demo(session, now=now)
-        with FakeSlack() as fake:
-            fake.rate_limit_per_channel = None  # measure the bot, not Slack's 1 message/s/channel
-            bot = Bot(db, fake)
-            p50, p99, answered = ack_latency(bot, args.concurrent)
-            billing = bot.deps.billing
-            overview = billing.overview("acme-corp", now=now)
-            usage = billing.usage("acme-corp", last_days(now.date(), 30), group_by="deployment")
-            trend_ms = timed_ms(lambda: charts.cost_trend_png(overview.trend, currency="USD"))
-            usage_ms = timed_ms(lambda: charts.usage_stacked_png(usage))
-            detail = billing.invoice("acme-corp", "INV-0003", now=now)
-            pages = len(PdfReader(io.BytesIO(exports.invoice_pdf(detail))).pages)
-            pdf_ms = timed_ms(lambda: exports.invoice_pdf(detail)) / pages
-            add_invoices(db, "acme-corp", args.invoices - 5, now)  # the demo account already has 5
-            wall, cores, count = bulk_export(bot, args.invoices)
+    columns: dict[str, dict[str, str]] = {}
+    if args.only != "postgresql":
+        with tempfile.TemporaryDirectory() as tmp:
+            columns["SQLite"] = measure(f"sqlite:///{Path(tmp) / 'bench.db'}", args.invoices, args.concurrent)
+    if args.only != "sqlite":
+        schema = f"bench_bot_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        try:  # the web process gets the schema through the URL, as any PostgreSQL option
+            columns["PostgreSQL"] = measure(f"{PG_URL}?options=-csearch_path%3D{schema}", args.invoices,
+                                            args.concurrent)
+        finally:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     print()
-    print(f"| database | {db.engine.dialect.name} |")
-    print("|---|---:|")
-    print(f"| ack latency, {args.concurrent} concurrent slash commands | p50 {p50:.0f} ms, p99 {p99:.0f} ms |")
-    print(f"| all {args.concurrent} answers (messages and charts) in Slack | {answered:.1f} s |")
-    print(f"| time to chart, warm: 30-day cost trend / usage stack | {trend_ms:.0f} ms / {usage_ms:.0f} ms |")
-    print(f"| invoice PDF, warm, per page | {pdf_ms:.0f} ms ({pages} page{'s' if pages > 1 else ''}) |")
-    print(f"| bulk export: {count} invoices as PDFs in a ZIP | {wall:.1f} s, {cores:.2f} cores busy |")
+    print("| | " + " | ".join(columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    for row in next(iter(columns.values())):
+        print(f"| {row} | " + " | ".join(figures[row] for figures in columns.values()) + " |")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from billing_core.sources.webhooks import WebhookReceiver
 from billing_core.tenancy import Tenancy
 from bot.access import Access
 from bot.config import Settings
+from bot.render import Renderer
 
 
 def wall_clock() -> datetime:
@@ -33,6 +34,8 @@ class Deps:
     #: Home-tab chart uploads of the day per (workspace, user, account, day) → file id: a cache only (a miss
     #: re-uploads), kept per app so two apps in one process (tests, the sandbox) never share Slack file ids.
     home_charts: dict[tuple[str, str, int, str], str] = field(default_factory=dict)
+    #: Charts and PDFs render in worker processes (see bot.render), so they never hold up an ack.
+    render: Renderer = field(default_factory=Renderer)
     #: Bolt runs listeners here; they only ack and hand off, so acks never wait behind slow work.
     listeners: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, thread_name_prefix="bolt"))
 

@@ -117,4 +117,4 @@ def _truncate(database: Database) -> None:
 
 
 # The real Bolt app against the fake Slack, on the seeded demo ledger (tests/slack_harness.py).
-from tests.slack_harness import bot, seeded_db, seeded_pg_schema, seeded_sqlite  # noqa: E402, F401
+from tests.slack_harness import bot, renderer, seeded_db, seeded_pg_schema, seeded_sqlite  # noqa: E402, F401

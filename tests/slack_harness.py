@@ -31,6 +31,7 @@ from billing_core.demo import seed_demo
 from bot.app import build_app
 from bot.config import Settings
 from bot.deps import Deps
+from bot.render import Renderer
 from bot.sandbox import signing
 from bot.sandbox.fake_slack import FakeSlack
 from bot.sandbox.fake_state import Message
@@ -170,14 +171,23 @@ class BotHarness:
         return str(shown[-1]["text"])
 
 
+@pytest.fixture(scope="session")
+def renderer() -> Iterator[Renderer]:
+    """One warm pool of render processes for the whole run, as a web process keeps one for its lifetime."""
+    pool = Renderer()
+    yield pool
+    pool.shutdown()
+
+
 @pytest.fixture
-def bot(seeded_db: Database) -> Iterator[BotHarness]:
+def bot(seeded_db: Database, renderer: Renderer) -> Iterator[BotHarness]:
     with FakeSlack() as fake:
         settings = Settings(signing_secret=SECRET, bot_token="xoxb-harness", api_url=fake.url)
         # The bot's clock stands still at the seeding moment, so a test's own question to the core (say, the
         # month-end projection, which moves with the unelapsed part of today) gets the bot's exact answer.
         deps = Deps.build(settings, db=seeded_db, clock=lambda: SEEDED_AT)
         deps.workers = TrackingExecutor(4, "billing")
+        deps.render = renderer
         deps.listeners = TrackingExecutor(8, "bolt")
         app = build_app(settings, deps)
         transport = httpx.WSGITransport(app=wsgi_app(app, deps))

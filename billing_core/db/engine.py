@@ -35,6 +35,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    # A web process answers Slack's bursts with up to ~40 threads (server, Bolt listeners, after-ack work) that
+    # each hold a connection briefly; a pool smaller than that makes acks queue behind slow work.
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

@@ -7,11 +7,12 @@ embedded as one), so a document renders the same offline and cannot be made to c
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import zipfile
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -104,24 +105,21 @@ def _invoice_job(args: tuple[InvoiceDetail, str | None]) -> tuple[str, bytes]:
 
 
 def invoices_zip(details: Iterable[InvoiceDetail], *, locale: str | None = None,
-                 progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> bytes:
-    """A ZIP of `<number>.pdf` files, rendered on every core (WeasyPrint is CPU-bound)."""
+                 progress: Callable[[int, int], None] | None = None, workers: int | None = None,
+                 executor: Executor | None = None) -> bytes:
+    """A ZIP of `<number>.pdf` files, rendered on every core (WeasyPrint is CPU-bound): in `executor` (a
+    process pool the caller keeps warm) or in a pool of `workers` processes made for this call."""
     jobs = [(d, locale) for d in details]
+    count = workers or os.cpu_count() or 1
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        count = workers or os.cpu_count() or 1
-        if count == 1 or len(jobs) < 4:
-            for done, job in enumerate(jobs, 1):
-                name, pdf = _invoice_job(job)
-                archive.writestr(f"{name}.pdf", pdf)
-                if progress:
-                    progress(done, len(jobs))
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive, contextlib.ExitStack() as stack:
+        if executor is None and (count == 1 or len(jobs) < 4):
+            rendered: Iterable[tuple[str, bytes]] = map(_invoice_job, jobs)
         else:
-            with ProcessPoolExecutor(max_workers=count) as pool:
-                futures = [pool.submit(_invoice_job, job) for job in jobs]
-                for done, future in enumerate(as_completed(futures), 1):
-                    name, pdf = future.result()
-                    archive.writestr(f"{name}.pdf", pdf)
-                    if progress:
-                        progress(done, len(jobs))
+            pool = executor or stack.enter_context(ProcessPoolExecutor(max_workers=count))
+            rendered = (future.result() for future in as_completed([pool.submit(_invoice_job, j) for j in jobs]))
+        for done, (name, pdf) in enumerate(rendered, 1):
+            archive.writestr(f"{name}.pdf", pdf)
+            if progress:
+                progress(done, len(jobs))
     return buffer.getvalue()

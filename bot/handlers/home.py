@@ -45,7 +45,7 @@ def publish_home(ctx: Ctx) -> None:
 
 
 def _upload_chart(ctx: Ctx, o: AccountOverview, reader: Reader, key: tuple[str, str, int, str]) -> str | None:
-    png = charts.cost_trend_png(o.trend, currency=o.account.currency, locale=reader.locale)
+    png = ctx.deps.render(charts.cost_trend_png, o.trend, currency=o.account.currency, locale=reader.locale)
     file_id = Reply(ctx.client, ctx.who, public=False, respond=None).file(
         Posted("", None), filename="home-cost-trend.png", content=png, title=f"{o.account.name}: cost, last 30 days",
         alt_text=charts.alt_text_cost_trend(o.trend, currency=o.account.currency, locale=reader.locale))

@@ -31,7 +31,7 @@ def overview(ctx: Ctx, args: tuple[str, ...]) -> None:
     reader = reader_for(grant)
     reply = ctx.reply(grant)
     posted = reply.send(overview_message(o, reader, staleness=ctx.deps.billing.provider_outages(grant.account.id)))
-    png = charts.cost_trend_png(o.trend, currency=o.account.currency, locale=reader.locale)
+    png = ctx.deps.render(charts.cost_trend_png, o.trend, currency=o.account.currency, locale=reader.locale)
     reply.file(posted, filename="cost-trend-30-days.png", content=png, title=f"{o.account.name}: cost, last 30 days",
                alt_text=charts.alt_text_cost_trend(o.trend, currency=o.account.currency, locale=reader.locale))
 
@@ -71,7 +71,7 @@ def usage(ctx: Ctx, args: tuple[str, ...]) -> None:
     reply = ctx.reply(grant)
     posted = reply.send(usage_message(summary, reader, request_text=" ".join(args),
                                       staleness=ctx.deps.billing.provider_outages(grant.account.id)))
-    png = charts.usage_stacked_png(summary, locale=reader.locale)
+    png = ctx.deps.render(charts.usage_stacked_png, summary, locale=reader.locale)
     reply.file(posted, filename="usage.png", content=png, title=f"Usage {summary.period.label}",
                alt_text=charts.alt_text_usage(summary, locale=reader.locale))
 
@@ -87,7 +87,7 @@ def forecast(ctx: Ctx, args: tuple[str, ...]) -> None:
     reply = ctx.reply(grant)
     posted = reply.send(forecast_message(projection, budgets, reader, account=grant.account.name))
     budget = next((b.amount for b in budgets if b.projected is not None), None)
-    png = charts.forecast_png(projection, budget=budget, locale=reader.locale)
+    png = ctx.deps.render(charts.forecast_png, projection, budget=budget, locale=reader.locale)
     reply.file(posted, filename="forecast.png", content=png, title=f"Forecast {projection.period.label}",
                alt_text=charts.alt_text_forecast(projection, budget=budget, locale=reader.locale))
 
@@ -135,7 +135,8 @@ def export_invoices(ctx: Ctx, grant: Grant, query: InvoiceQuery, kind: str) -> N
             last[0] = time.monotonic()
             progress_update(ctx, posted, f"Rendering {done}/{total} invoice PDFs…")
 
-    archive = exports.invoices_zip(details, locale=reader_for(grant).locale, progress=progress)
+    archive = exports.invoices_zip(details, locale=reader_for(grant).locale, progress=progress,
+                                   executor=ctx.deps.render.executor())
     progress_update(ctx, posted, f":white_check_mark: {len(details)} invoice PDFs ready.")
     reply.file(posted, filename="invoices.zip", content=archive, title=f"{len(details)} invoices (PDF, zipped)")
 
@@ -161,7 +162,7 @@ def progress_update(ctx: Ctx, posted: Posted, text: str) -> None:
 def invoice_pdf(ctx: Ctx, grant: Grant, number: str) -> None:
     detail = ctx.deps.billing.invoice(grant.account.id, number, now=ctx.now)
     reply = ctx.reply(grant, in_thread=True)
-    pdf = exports.invoice_pdf(detail, locale=reader_for(grant).locale)
+    pdf = ctx.deps.render(exports.invoice_pdf, detail, locale=reader_for(grant).locale)
     reply.file(Posted(ctx.who.channel or "", ctx.message_ts), filename=f"{detail.summary.number}.pdf", content=pdf,
                title=f"Invoice {detail.summary.number}")
 
@@ -179,7 +180,7 @@ def receipt_pdf(ctx: Ctx, grant: Grant, number: str, payment_id: int) -> None:
     payment = next((p for p in detail.payments if p.id == payment_id and p.status is PaymentStatus.CONFIRMED), None)
     if payment is None or not payment.receipt_number:
         raise InvalidInput(f"That payment on {number} has no receipt.", hint=f"/billing invoice {number}")
-    pdf = exports.receipt_pdf(payment, detail, locale=reader_for(grant).locale)
+    pdf = ctx.deps.render(exports.receipt_pdf, payment, detail, locale=reader_for(grant).locale)
     ctx.reply(grant, in_thread=True).file(Posted(ctx.who.channel or "", ctx.message_ts),
                                           filename=f"{payment.receipt_number}.pdf", content=pdf,
                                           title=f"Receipt {payment.receipt_number}")
@@ -197,12 +198,11 @@ def usage_report(ctx: Ctx, grant: Grant, request_text: str) -> None:
     summary = ctx.deps.billing.usage(grant.account.id, request.period, group_by=request.group_by,
                                      granularity=request.granularity)
     locale = reader_for(grant).locale
-    png = charts.usage_stacked_png(summary, locale=locale)
+    png = ctx.deps.render(charts.usage_stacked_png, summary, locale=locale)
     reply = ctx.reply(grant, in_thread=True)
     posted = Posted(ctx.who.channel or "", ctx.message_ts)
     reply.file(posted, filename="usage.csv", content=exports.usage_csv(summary), title="Usage report (CSV)")
-    reply.file(posted, filename="usage-report.pdf", content=exports.usage_report_pdf(summary, chart_png=png,
-                                                                                      locale=locale),
-               title=f"Usage report {summary.period.label}")
+    pdf = ctx.deps.render(exports.usage_report_pdf, summary, chart_png=png, locale=locale)
+    reply.file(posted, filename="usage-report.pdf", content=pdf, title=f"Usage report {summary.period.label}")
 
 

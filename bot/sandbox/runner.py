@@ -189,6 +189,7 @@ def serve_wsgi(application: Callable[..., Any], *, port: int = 0, name: str = "s
 def _shutdown_pools(deps: Deps) -> None:
     for pool in (deps.listeners, deps.workers):
         pool.shutdown(wait=True, cancel_futures=True)
+    deps.render.shutdown()
 
 
 def alerts_worker(deps: Deps, client: WebClient) -> Stop:
