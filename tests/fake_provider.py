@@ -33,6 +33,9 @@ class Behaviour:
     retry_after: str = "1"
     page_size: int = 100
     token: str | None = None
+    # Shared by several providers: each one's first request waits there for the others' first requests, and
+    # answers 503 to everything if they never come (only a concurrent sync gets past it).
+    rendezvous: threading.Barrier | None = None
 
 
 @dataclass
@@ -94,6 +97,9 @@ class FakeProvider:
             self.requests.append((parts.path, query))
             n = len(self.requests)
         b = self.behaviour
+        if b.rendezvous is not None and not self._met(b.rendezvous, first=n == 1):
+            _send(http, 503, {"error": "the other providers were never asked at the same time"})
+            return
         if b.delay:
             time.sleep(b.delay)
         if b.always_fail or n <= b.fail_first:
@@ -104,6 +110,14 @@ class FakeProvider:
             _send(http, 401, {"error": "bad token"})
         else:
             _send(http, *self._route(parts.path, query))
+
+    def _met(self, rendezvous: threading.Barrier, *, first: bool) -> bool:
+        if first:
+            try:
+                rendezvous.wait(timeout=3)
+            except threading.BrokenBarrierError:
+                pass
+        return not rendezvous.broken
 
     def _route(self, path: str, q: dict[str, str]) -> tuple[int, Any]:
         if path == "/api/v1/usage":

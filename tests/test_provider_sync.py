@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
@@ -110,6 +111,21 @@ def test_healthy_providers_are_complete_and_the_broken_ones_are_named_with_since
     assert "provider Down unreachable" not in json.dumps(overview_message(overview, reader))
     home = home_view(overview, reader, chart_file_id=None, staleness=outages)
     assert "provider Down unreachable since" in json.dumps(home)
+
+
+def test_providers_are_synced_at_the_same_time_not_one_after_another(db: Database, servers: ExitStack) -> None:
+    """Each provider answers its first request only once all three have been asked: a sync that waited for one
+    provider before asking the next would get 503s from every one of them."""
+    meeting = threading.Barrier(3)
+    fakes = {name: servers.enter_context(healthy(name[0].lower(), rendezvous=meeting)) for name in ("Alpha", "Beta",
+                                                                                                  "Gamma")}
+    endpoints(db, {name: f.url for name, f in fakes.items()})
+    patient = replace(OPTIONS, policy=RetryPolicy(timeout=5, attempts=1))
+
+    statuses = by_provider(sync_all(db, NOW, options=patient))
+
+    assert not meeting.broken
+    assert {n: (s.status, s.rows) for n, s in statuses.items()} == {n: ("ok", 28) for n in fakes}
 
 
 def test_incremental_sync_asks_only_for_what_is_new_and_a_resync_changes_nothing(

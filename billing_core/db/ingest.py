@@ -20,12 +20,11 @@ from json.encoder import encode_basestring_ascii as _string
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from billing_core.db.models import (
     Account,
-    Counter,
     Deployment,
     Invoice,
     InvoiceLineItem,
@@ -434,14 +433,13 @@ def _driver_value(value: Any, sqlite: bool) -> Any:
 
 
 def next_number(session: Session, counter: str) -> int:
-    """The next value of a monotonic counter (row-locked on PostgreSQL, so two writers never share one)."""
-    stmt = update(Counter).where(Counter.name == counter).values(value=Counter.value + 1).returning(Counter.value)
-    value = session.execute(stmt).scalar_one_or_none()
-    if value is None:
-        session.add(Counter(name=counter, value=1))
-        session.flush()
-        return 1
-    return int(value)
+    """The next value of a monotonic counter (row-locked on PostgreSQL, so two writers never share one).
+
+    One upsert, because two writers may both be first: an update-else-insert lets both see no row and the
+    second insert fail (two providers' first invoices synced at once)."""
+    stmt = text("INSERT INTO counters (name, value) VALUES (:name, 1) "
+                "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value")
+    return int(session.execute(stmt, {"name": counter}).scalar_one())
 
 
 def next_invoice_number(session: Session) -> str:
