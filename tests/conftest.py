@@ -110,6 +110,14 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     database.dispose()
 
 
+@pytest.fixture
+def db_url(db: Database, request: pytest.FixtureRequest) -> str:
+    """A `DATABASE_URL` for a command-line run against `db` (PostgreSQL's test schema as a connection option)."""
+    if db.dialect == "sqlite":
+        return db.url
+    return f"{PG_URL}?options=-csearch_path%3D{request.getfixturevalue('pg_schema')}"
+
+
 def _truncate(database: Database) -> None:
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with database.engine.begin() as conn:

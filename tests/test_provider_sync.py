@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -32,6 +35,7 @@ from billing_core.results import InvoiceQuery
 from billing_core.service import Billing
 from billing_core.sources.provider_api import ProviderClient, ProviderError, RetryPolicy, retry_after
 from billing_core.sources.sync import ProviderSyncStatus, SyncOptions, sync_all
+from bot.sandbox.fake_slack import FakeSlack
 from bot.views.common import Reader
 from bot.views.invoices import invoices_message
 from bot.views.overview import home_view, overview_message
@@ -125,7 +129,7 @@ def test_providers_are_synced_at_the_same_time_not_one_after_another(db: Databas
     statuses = by_provider(sync_all(db, NOW, options=patient))
 
     assert not meeting.broken
-    assert {n: (s.status, s.rows) for n, s in statuses.items()} == {n: ("ok", 28) for n in fakes}
+    assert {n: (s.status, s.rows) for n, s in statuses.items()} == dict.fromkeys(fakes, ("ok", 28))
 
 
 def test_incremental_sync_asks_only_for_what_is_new_and_a_resync_changes_nothing(
@@ -237,13 +241,11 @@ def test_one_provider_can_be_synced_alone_and_an_unknown_one_is_explained(db: Da
 
 
 def test_cli_adds_lists_and_syncs_with_a_status_table(
-        db: Database, servers: ExitStack, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    if db.dialect != "sqlite":
-        pytest.skip("the CLI takes a URL; the PostgreSQL fixture's schema is a connection option")
+        db: Database, db_url: str, servers: ExitStack, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     fake = servers.enter_context(healthy("h"))
     with db.unit_of_work() as s:
         factories.account(s, "acme")
-    url = ["--database-url", db.url]
+    url = ["--database-url", db_url]
     assert cli.main([*url, "provider", "add", "Helios", fake.url, "--account", "acme"]) == 0
     assert cli.main([*url, "provider", "add", "Down", refused_url(), "--account", "acme"]) == 0
     assert cli.main([*url, "sync"]) == 1  # one provider failed → exit 1
@@ -327,3 +329,17 @@ def test_protocol_edge_cases_fail_with_a_reason_instead_of_looping_or_waiting() 
     odd_id = client_against(lambda r: (seen.append(r.url.raw_path.decode()), httpx.Response(200, json={}))[1])
     odd_id("invoice", invoice_id="in/../../admin?x=1")
     assert seen == ["/api/v1/invoices/in%2F..%2F..%2Fadmin%3Fx%3D1"]
+
+
+def test_worker_once_syncs_the_providers_before_it_evaluates(db: Database, db_url: str, servers: ExitStack) -> None:
+    """`billing-bot worker --once` from cron: the providers' new usage is in the ledger when it exits."""
+    fake = servers.enter_context(healthy("h"))
+    endpoints(db, {"Helios": fake.url})
+    slack = servers.enter_context(FakeSlack())
+    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": slack.url}
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "--database-url", db_url, "worker", "--once"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr
+    assert "/api/v1/usage" in fake.paths()
+    with db.unit_of_work() as s:
+        assert s.scalar(select(func.count()).select_from(UsageRecord)) == 25

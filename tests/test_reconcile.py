@@ -126,12 +126,10 @@ def test_an_invoice_naming_no_provider_covers_every_provider_without_its_own(db:
 
 
 def test_cli_reconcile_exits_1_on_discrepancies_and_writes_the_csv(
-        db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    if db.dialect != "sqlite":
-        pytest.skip("the CLI takes a URL; the PostgreSQL fixture's schema is a connection option")
+        db: Database, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     seed(db, [("cpu", "100", "42.00")], [[("cpu", "100", "50.00")]])
     out = tmp_path / "rec.csv"
-    url = ["--database-url", db.url]
+    url = ["--database-url", db_url]
     assert cli.main([*url, "reconcile", "--account", "acme", "--period", "2026-10", "--csv", str(out)]) == 1
     printed = capsys.readouterr().out
     assert "1 discrepancy" in printed and "price_difference" in printed and "+19.05%" in printed

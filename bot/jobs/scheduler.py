@@ -186,11 +186,13 @@ def schedule(scheduler: BaseScheduler, deps: WorkerDeps) -> None:
 
 
 def run_once(deps: WorkerDeps, *, timeout_s: float = 120.0) -> int:
-    """One evaluation and a drained outbox, then exit (cron, operators); leads like the long-running worker."""
+    """A provider sync, one evaluation and a drained outbox, then exit (cron, operators); leads like the
+    long-running worker. Syncing first means the alerts are evaluated on the providers' latest figures."""
     if not deps.leadership.try_acquire():
         log.warning("another worker leads: nothing to do")
         return 0
     try:
+        sync_providers(deps)
         evaluate_alerts(deps)
         tally = deps.deliverer.drain(timeout_s=timeout_s)
         print(f"alerts: {tally.sent} posted, {tally.found} found already posted, {tally.retried} to retry, "
