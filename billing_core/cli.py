@@ -127,9 +127,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     billing = Billing(database(args))
     names = [args.account] if args.account else [a.name for a in billing.accounts()]
+    results = {name: billing.backtest(name, now=now()) for name in names}  # an unknown account fails first
     print(f"{'account':<18} {'day':>4} {'months':>6} {'MAPE model':>11} {'MAPE run-rate':>14}")
-    for name in names:
-        for row in billing.backtest(name, now=now()):
+    for name, rows in results.items():
+        if not rows:
+            print(f"{name:<18} not enough history: a backtest needs a complete month after two weeks of usage")
+        for row in rows:
             print(f"{name:<18} {row.checkpoint_day:>4} {row.months:>6} {row.mape_model:>10.2f}% "
                   f"{row.mape_naive:>13.2f}%")
     return 0

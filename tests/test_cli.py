@@ -36,6 +36,18 @@ def test_demo_migrates_seeds_and_reports_every_account(fresh_url: str) -> None:
     assert " 0 new / 0 updated /" in again.stdout  # seeding twice changes nothing
 
 
+def test_backtest_prints_the_projection_error_at_each_checkpoint_against_the_run_rate(fresh_url: str) -> None:
+    assert run("demo", url=fresh_url).returncode == 0
+    result = run("backtest", "acme-corp", url=fresh_url)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[1:]]
+    assert [(r[0], r[1]) for r in rows] == [("acme-corp", "7"), ("acme-corp", "14"), ("acme-corp", "21")]
+    assert all(float(r[3].rstrip("%")) < float(r[4].rstrip("%")) for r in rows), result.stdout
+    unknown = run("backtest", "nosuch", url=fresh_url)
+    assert unknown.returncode == 1 and unknown.stderr.strip().startswith("billing-bot: No billing account 'nosuch'")
+    assert unknown.stdout == ""
+
+
 def test_demo_data_has_every_invoice_status_and_onchain_payments(db: Database) -> None:
     from sqlalchemy import text
 
