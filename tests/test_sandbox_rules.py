@@ -8,8 +8,12 @@ signed requests. Assertions are on what the person sees in the channel (`Sandbox
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -23,7 +27,9 @@ from slack_bolt import Ack, App, Respond
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy import text
 
+from billing_core.db.engine import Database
 from bot.sandbox.fake_slack import FakeSlack
 from bot.sandbox.relay import TROUBLE, Relay
 from bot.sandbox.runner import alerts_worker, run_sandbox, serve_wsgi, start_sandbox
@@ -335,3 +341,31 @@ def test_a_busy_port_is_reported_in_one_line_before_anything_starts(tmp_path: Pa
     assert str(stopped.value.code) == (f"Port {port} on 127.0.0.1 is not free (Address already in use); "
                                        f"try --port {port + 5}.")
     assert not (tmp_path / "never.db").exists()
+
+
+def test_the_sandbox_command_seeds_an_empty_database_serves_the_workspace_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """What `make demo` ends in, as a person runs it: a real process, a URL to open, Ctrl-C to stop."""
+    database = tmp_path / "first-run.db"
+    command = [sys.executable, "-m", "bot.cli", "sandbox", "--port", "0", "--database-url", f"sqlite:///{database}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               cwd=Path(__file__).parents[1])
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # blocks until the sandbox is up (or the process died)
+        assert line.startswith("Sandbox Slack workspace on http://127.0.0.1:"), process.stderr.read()
+        url = line.split(" on ", 1)[1].split("/ ", 1)[0]
+        with urllib.request.urlopen(f"{url}/", timeout=10) as page:
+            assert page.status == 200 and "#finance" in page.read().decode()
+        ledger = Database(f"sqlite:///{database}")
+        with ledger.unit_of_work() as s:
+            assert {name for (name,) in s.execute(text("select name from accounts"))} >= {"acme-corp", "orbit-dao"}
+        ledger.dispose()
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert "Stopping the sandbox" in out
