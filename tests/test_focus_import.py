@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -17,10 +18,12 @@ from sqlalchemy import func, select
 from billing_core.db.engine import Database
 from billing_core.db.models import AuditEntry, Deployment, Provider, UsageRecord
 from billing_core.db.queries import NONE_LABEL
+from billing_core.fmt import money
 from billing_core.imports import PARALLEL_BYTES, FileReport, import_focus
 from billing_core.periods import Period
 from billing_core.service import Billing
 from tests import factories
+from tests.slack_harness import BotHarness
 
 DATA = Path(__file__).parent / "data" / "focus"
 SAMPLES = sorted(DATA.glob("*.csv"))
@@ -297,3 +300,15 @@ def test_a_line_that_is_not_utf8_is_rejected_alone(db: Database, tmp_path: Path,
     assert [(r.line, r.column) for r in report.rejections] == [(3, None)]
     assert report.rejections[0].reason.startswith("not UTF-8 text (byte ")
     assert report.rows == 3 and report.cost == Decimal("54.50")
+
+
+def test_slash_usage_over_an_imported_file_shows_its_billed_cost_and_a_chart(bot: BotHarness) -> None:
+    """The user's view of an import: `/billing usage FROM..TO` in #finance totals the file's BilledCost."""
+    [report] = import_focus(bot.db, "acme-corp", [DATA / AI], now=NOW)
+    assert report.first_day and report.last_day
+    bot.command(f"usage {report.first_day.isoformat()}..{report.last_day.isoformat()} by model")
+    bot.settle()
+    answer = bot.fake.messages("C_FINANCE")[-1]
+    shown = json.dumps(answer.blocks)
+    assert money(_billed_sum(DATA / AI), "USD", "en_US") in shown
+    assert any(f.filename == "usage.png" and f.thread_ts == answer.ts for f in bot.fake.files())
