@@ -4,6 +4,9 @@ attached to their invoices, and a second import that changes nothing."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -161,3 +164,22 @@ def test_parsing_reads_every_shape() -> None:
         batch = parse_file(json.dumps(shape).encode(), account_id=1, currency="USD", tz=tz)
         assert [(p.external_id, p.amount, p.invoice_external) for p in batch.payments] == [
             ("pi_3OpenB", Decimal("250.00"), ("stripe", "in_1OpenB"))]
+
+
+def test_the_command_line_imports_reports_and_exits_by_outcome(db: Database, db_url: str) -> None:
+    _accounts(db)
+    env = {**os.environ, "DATABASE_URL": db_url}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "billing_core.cli", "import", "stripe", *args],
+                              capture_output=True, text=True, env=env, timeout=120, check=False)
+
+    good = run(str(DATA / "invoices_list.json"), "--account", "acme")
+    assert good.returncode == 0, good.stderr
+    assert "invoices_list.json: invoices 5 inserted, 0 updated, 0 unchanged; payments 1 inserted" in good.stdout
+    bad = run(str(DATA / "mixed_bad.json"), "--account", "acme")
+    assert bad.returncode == 1
+    assert "rejected in_1Weird: unknown invoice status 'pending_review'" in bad.stdout
+    missing = run("nowhere.json", "--account", "acme")
+    assert missing.returncode == 2 and "no such file: nowhere.json" in missing.stderr
+    assert _counts(db)[0] == 6  # five from the list, the one good invoice of the mixed file
