@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 from collections.abc import Sequence
+from types import FrameType
 
 from billing_core import cli as core_cli
 from billing_core.cli import OneLineParser, database, now
@@ -27,8 +29,18 @@ def cmd_web(args: argparse.Namespace) -> int:
     app = build_app(settings, deps)
     print(f"billing-bot web on http://{args.host}:{args.port}/slack/events (Slack API {settings.api_url})",
           flush=True)
-    serve(wsgi_app(app, deps), host=args.host, port=args.port)
+    # The platform stops a web process with SIGTERM: leave through `finally`, so the render processes stop too
+    # instead of outliving us as orphans.
+    signal.signal(signal.SIGTERM, _exit_on_term)
+    try:
+        serve(wsgi_app(app, deps), host=args.host, port=args.port)
+    finally:
+        deps.render.shutdown()
     return 0
+
+
+def _exit_on_term(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def cmd_socket(args: argparse.Namespace) -> int:
