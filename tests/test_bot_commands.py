@@ -403,3 +403,32 @@ def test_home_tab_for_someone_without_access_explains_why(bot: BotHarness) -> No
     bot.settle()
     home = bot.fake.home_view("U_NOBODY")
     assert home is not None and "access" in texts_of(home["blocks"]).lower()
+
+
+# --- provider outages ----------------------------------------------------------------------------------------
+
+
+def test_forecast_payments_and_invoice_say_which_provider_is_unreachable(bot: BotHarness) -> None:
+    """The same "figures may be incomplete" line the overview shows, on every answer built from synced data."""
+    from billing_core.db.queries import get_account
+    from billing_core.db.sync_models import add_endpoint, remove_endpoint
+    from billing_core.sources.provider_api import RetryPolicy
+    from billing_core.sources.sync import SyncOptions, sync_all
+    from tests.fake_provider import refused_url
+
+    with bot.db.unit_of_work() as s:
+        add_endpoint(s, provider="Offline Cloud", base_url=refused_url(), token_env=None,
+                     account=get_account(s, "acme-corp"), now=bot.deps.clock())
+    try:
+        fast = SyncOptions(policy=RetryPolicy(timeout=0.5, attempts=1), deadline=10)
+        [status] = sync_all(bot.db, bot.deps.clock(), provider="Offline Cloud", options=fast)
+        assert status.status == "failed"
+        for command in ("forecast", "payments last 365 days", "invoice INV-0003"):
+            bot.command(command)
+            bot.settle()
+            shown = texts_of(bot.fake.messages("C_FINANCE")[-1].blocks or [])
+            assert "provider Offline Cloud unreachable since" in shown, command
+            assert "figures may be incomplete" in shown, command
+    finally:  # the PostgreSQL demo schema is shared by the session's tests
+        with bot.db.unit_of_work() as s:
+            remove_endpoint(s, provider="Offline Cloud", account=get_account(s, "acme-corp"))

@@ -58,8 +58,9 @@ def invoice(ctx: Ctx, args: tuple[str, ...]) -> None:
     # The billing period is inclusive of its last day, as printed on the invoice.
     period = custom_period(detail.summary.period_start, max(detail.summary.period_start, detail.summary.period_end))
     usage = ctx.deps.billing.usage(grant.account.id, period, group_by="resource")
+    outages = ctx.deps.billing.provider_outages(grant.account.id)
     ctx.reply(grant, in_thread=ctx.message_ts is not None).send(invoice_message(detail, reader_for(grant),
-                                                                                usage=usage))
+                                                                                usage=usage, staleness=outages))
 
 
 def usage(ctx: Ctx, args: tuple[str, ...]) -> None:
@@ -85,7 +86,8 @@ def forecast(ctx: Ctx, args: tuple[str, ...]) -> None:
     budgets = ctx.deps.billing.budgets(grant.account.id, now=ctx.now)
     reader = reader_for(grant)
     reply = ctx.reply(grant)
-    posted = reply.send(forecast_message(projection, budgets, reader, account=grant.account.name))
+    posted = reply.send(forecast_message(projection, budgets, reader, account=grant.account.name,
+                                         staleness=ctx.deps.billing.provider_outages(grant.account.id)))
     budget = next((b.amount for b in budgets if b.projected is not None), None)
     png = ctx.deps.render(charts.forecast_png, projection, budget=budget, locale=reader.locale)
     reply.file(posted, filename="forecast.png", content=png, title=f"Forecast {projection.period.label}",
@@ -97,7 +99,8 @@ def payments(ctx: Ctx, args: tuple[str, ...]) -> None:
     query = parse_payment_filters(args, ctx.today(grant))
     page = ctx.deps.billing.payments(grant.account.id, query)
     label = " ".join(args) if args else "(latest)"
-    ctx.reply(grant).send(payments_message(page, reader_for(grant), period_label=label))
+    ctx.reply(grant).send(payments_message(page, reader_for(grant), period_label=label,
+                                           staleness=ctx.deps.billing.provider_outages(grant.account.id)))
 
 
 def export(ctx: Ctx, args: tuple[str, ...]) -> None:

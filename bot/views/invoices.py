@@ -104,7 +104,8 @@ def invoices_message(page: InvoicePage, reader: Reader, *, account_id: int, page
     return message(f"{title}: {lines}", blocks)
 
 
-def invoice_message(detail: InvoiceDetail, reader: Reader, *, usage: UsageSummary | None = None) -> Message:
+def invoice_message(detail: InvoiceDetail, reader: Reader, *, usage: UsageSummary | None = None,
+                    staleness: Sequence[ProviderOutage] = ()) -> Message:
     """The invoice as a document; `usage` (the billing period's usage by resource) is shown beside its lines."""
     inv, cur = detail.summary, detail.summary.currency
     m = reader.money
@@ -115,6 +116,7 @@ def invoice_message(detail: InvoiceDetail, reader: Reader, *, usage: UsageSummar
                ("Issued", reader.day(inv.issue_date)),
                ("Due", reader.day(inv.due_date)),
                ("Paid", reader.day(inv.paid_at.astimezone(reader.tz).date()) if inv.paid_at else "—")),
+        *staleness_blocks(staleness, reader),
     ]
     if inv.deployment or inv.provider or detail.lease_ref:
         blocks.append(context(" · ".join(escape(x) for x in (inv.deployment, inv.provider, detail.lease_ref) if x)))

@@ -61,10 +61,12 @@ def usage_message(summary: UsageSummary, reader: Reader, *, request_text: str,
     return message(f"Usage {summary.period.label}: {reader.money(total, cur)}" + (f" ({top})" if top else ""), blocks)
 
 
-def forecast_message(p: Projection, budgets: list[BudgetStatus], reader: Reader, *, account: str) -> Message:
+def forecast_message(p: Projection, budgets: list[BudgetStatus], reader: Reader, *, account: str,
+                     staleness: Sequence[ProviderOutage] = ()) -> Message:
     cur = p.currency
     blocks: list[BlockDict] = [
         header(f"Forecast — {p.period.label}"),
+        *staleness_blocks(staleness, reader),
         fields(
             ("Month to date", f"{reader.money(p.actual_to_date, cur)} ({p.days_elapsed} of {p.period.days} days)"),
             ("Projected month end", projection_text(p, reader)),
