@@ -50,16 +50,21 @@ ALIASES = {
     "budgets": "budget", "payment": "payments", "receipts": "payments", "costs": "usage", "cost": "usage",
     "spend": "usage", "projection": "forecast", "roles": "access", "?": "help",
 }
-EXAMPLES = {
+EXAMPLES = {  # one per subcommand: help shows each, and "did you mean" offers it
+    "overview": "/billing overview",
     "invoices": "/billing invoices overdue last 90 days",
     "invoice": "/billing invoice INV-0042",
     "usage": "/billing usage month by provider",
+    "forecast": "/billing forecast",
     "payments": "/billing payments last 30 days",
     "export": "/billing export invoices paid from 2026-01-01 pdf",
     "budget": "/billing budget set",
     "link": "/billing link acme-corp",
+    "unlink": "/billing unlink",
     "access": "/billing access grant @jane viewer",
+    "help": "/billing help",
     "reconcile": "/billing reconcile 2026-10",
+    "alerts": "/billing alerts route overdue #finance",
 }
 STATUS_WORDS: dict[str, tuple[InvoiceStatus, ...]] = {
     "pending": (InvoiceStatus.PENDING,), "paid": (InvoiceStatus.PAID,), "overdue": (InvoiceStatus.OVERDUE,),

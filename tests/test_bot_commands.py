@@ -317,9 +317,13 @@ def test_export_invoices_csv_amounts_sum_to_the_ledger(bot: BotHarness) -> None:
 def test_help_lists_every_subcommand_with_examples(bot: BotHarness) -> None:
     bot.command("help")
     bot.settle()
-    answer = bot.last_text()
-    for word in ("invoices", "usage", "forecast", "budget", "export", "access"):
-        assert word in answer
+    shown = texts_of(bot.answers()[-1]["blocks"])
+    for example in ("/billing overview", "/billing invoices overdue last 90 days", "/billing invoice INV-0042",
+                    "/billing usage month by provider", "/billing forecast", "/billing payments last 30 days",
+                    "/billing budget set", "/billing export invoices paid from 2026-01-01 pdf",
+                    "/billing link acme-corp", "/billing unlink", "/billing access grant @jane viewer",
+                    "/billing help", "/billing reconcile 2026-10", "/billing alerts route overdue #finance"):
+        assert f"e.g. `{example}`" in shown, example
 
 
 def test_unknown_subcommand_suggests_the_closest_one(bot: BotHarness) -> None:

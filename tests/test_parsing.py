@@ -9,7 +9,15 @@ import pytest
 from billing_core.errors import InvalidInput
 from billing_core.periods import Granularity
 from billing_core.results import InvoiceStatus
-from bot.parsing import parse_command, parse_invoice_filters, parse_member, parse_payment_filters, parse_usage
+from bot.parsing import (
+    EXAMPLES,
+    SUBCOMMANDS,
+    parse_command,
+    parse_invoice_filters,
+    parse_member,
+    parse_payment_filters,
+    parse_usage,
+)
 
 TODAY = date(2026, 11, 22)
 
@@ -26,6 +34,11 @@ def test_unknown_subcommand_suggests_the_closest(typed: str, suggested: str) -> 
     with pytest.raises(InvalidInput) as err:
         parse_command(typed)
     assert f"`{typed}`" in err.value.message and f"/billing {suggested}" in (err.value.hint or "")
+
+
+@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
+def test_every_subcommand_has_an_example_that_asks_for_it(name: str) -> None:
+    assert parse_command(EXAMPLES[name].removeprefix("/billing ")).name == name
 
 
 def test_garbage_is_refused_politely() -> None:

@@ -9,14 +9,12 @@ from bot.views.common import Message, context, divider, escape, header, message,
 
 
 def help_message() -> Message:
-    lines = [f"• `/billing {name}` — {what}" + (f"\n   e.g. `{EXAMPLES[name]}`" if name in EXAMPLES else "")
-             for name, what in SUBCOMMANDS.items()]
-    blocks = [header("Billing bot — what you can ask"), section("\n".join(lines[:12])),
+    lines = [f"• `/billing {name}` — {what}\n   e.g. `{EXAMPLES[name]}`" for name, what in SUBCOMMANDS.items()]
+    blocks = [header("Billing bot — what you can ask"), section("\n".join(lines)),
               context("Periods: today · week · month · year · last 90 days · 2026-10 · 2026-10-01..2026-10-15. "
                       "Groups: by deployment · provider · resource · model · region. "
                       "In a channel linked to an account, answers are posted for everyone; "
                       "elsewhere only you see them."),
-              context("Admins: `/billing reconcile [2026-10]` checks provider invoices against metered usage."),
               context("Alerts: `/billing alerts` · `alerts route overdue #finance` · `alerts quiet 22-7` · "
                       "`alerts test budget` (admins)")]
     return message("Billing bot commands: " + ", ".join(SUBCOMMANDS), blocks)
