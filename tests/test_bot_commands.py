@@ -311,6 +311,26 @@ def test_export_invoices_csv_amounts_sum_to_the_ledger(bot: BotHarness) -> None:
     assert sum(Decimal(r["amount_due"]) for r in rows if r["status"] != "draft") == balance.outstanding
 
 
+def test_an_export_over_the_cap_says_how_many_were_left_out(bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.handlers import ledger
+
+    monkeypatch.setattr(ledger, "MAX_EXPORT", 2)  # acme-corp has 5 invoices
+    bot.command("export invoices csv")
+    bot.settle()
+    answer = bot.fake.messages("C_FINANCE")[-1]
+    assert "first 2 of 5 — narrow the filter" in answer.text
+    [upload] = files_in_thread(bot, "C_FINANCE", answer.ts)
+    assert len(list(csv.DictReader(io.StringIO(upload.content.decode("utf-8-sig"))))) == 2
+    bot.command("invoices")
+    bot.settle()
+    listing = bot.fake.messages("C_FINANCE")[-1]
+    bot.click(Action.INVOICES_EXPORT_CSV, buttons(listing.blocks or [])[Action.INVOICES_EXPORT_CSV]["value"],
+              message=listing)
+    bot.settle()
+    [button_upload] = files_in_thread(bot, "C_FINANCE", listing.ts)
+    assert "first 2 of 5 — narrow the filter" in (button_upload.initial_comment or "")
+
+
 # --- help, mistakes, access --------------------------------------------------------------------------------
 
 

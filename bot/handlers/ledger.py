@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import charts
@@ -19,6 +20,7 @@ from bot.views.overview import overview_message
 from bot.views.payments import payments_message
 from bot.views.usage import forecast_message, usage_message
 
+#: Invoices in one export at most (read at call time, so a test can lower it); more are named, never dropped silently.
 MAX_EXPORT = 5000
 PROGRESS_EVERY_S = 1.5
 
@@ -124,10 +126,11 @@ def export_invoices(ctx: Ctx, grant: Grant, query: InvoiceQuery, kind: str) -> N
                            hint="/billing export invoices pdf")
     ctx.deps.tenancy.audit(actor=ctx.who.actor, action=f"export.invoices.{kind}", entity="account",
                            entity_id=str(grant.account.id), at=ctx.now, detail=f"{len(details)} invoices")
+    capped = cap_note(ctx, grant, query, len(details))
     if kind == "csv":
         content = exports.invoices_csv([d.summary for d in details])
-        posted = reply.send(message(f"{len(details)} invoices exported as CSV.",
-                                    [section(f":page_facing_up: {len(details)} invoices exported as CSV.")]))
+        text = f"{len(details)} invoices exported as CSV{capped}."
+        posted = reply.send(message(text, [section(f":page_facing_up: {text}")]))
         reply.file(posted, filename="invoices.csv", content=content, title="Invoices (CSV)")
         return
     posted = progress_start(ctx, reply, f"Rendering 0/{len(details)} invoice PDFs…")
@@ -140,8 +143,17 @@ def export_invoices(ctx: Ctx, grant: Grant, query: InvoiceQuery, kind: str) -> N
 
     archive = exports.invoices_zip(details, locale=reader_for(grant).locale, progress=progress,
                                    executor=ctx.deps.render.executor())
-    progress_update(ctx, posted, f":white_check_mark: {len(details)} invoice PDFs ready.")
+    progress_update(ctx, posted, f":white_check_mark: {len(details)} invoice PDFs ready{capped}.")
     reply.file(posted, filename="invoices.zip", content=archive, title=f"{len(details)} invoices (PDF, zipped)")
+
+
+def cap_note(ctx: Ctx, grant: Grant, query: InvoiceQuery, exported: int) -> str:
+    """`: first 5,000 of 7,342 — narrow the filter` when the export stopped at MAX_EXPORT, else empty."""
+    if exported < MAX_EXPORT:
+        return ""
+    count = dataclasses.replace(query, limit=1, cursor=None, page=1)
+    matching = ctx.deps.billing.invoices(grant.account.id, count, now=ctx.now).total_matching
+    return f": first {exported:,} of {matching:,} — narrow the filter" if matching > exported else ""
 
 
 def progress_start(ctx: Ctx, reply: Reply, text: str) -> Posted:
@@ -192,8 +204,10 @@ def receipt_pdf(ctx: Ctx, grant: Grant, number: str, payment_id: int) -> None:
 def invoices_csv(ctx: Ctx, grant: Grant, query: InvoiceQuery) -> None:
     details = ctx.deps.billing.invoice_details(grant.account.id, query, now=ctx.now, limit=MAX_EXPORT)
     content = exports.invoices_csv([d.summary for d in details])
+    capped = cap_note(ctx, grant, query, len(details))
     ctx.reply(grant, in_thread=True).file(Posted(ctx.who.channel or "", ctx.message_ts), filename="invoices.csv",
-                                          content=content, title=f"{len(details)} invoices (CSV)")
+                                          content=content, title=f"{len(details)} invoices (CSV)",
+                                          comment=f"{len(details)} invoices{capped}." if capped else None)
 
 
 def usage_report(ctx: Ctx, grant: Grant, request_text: str) -> None:
