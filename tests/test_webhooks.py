@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
+from billing_core.db.alert_models import Alert
 from billing_core.db.engine import Database
 from billing_core.db.models import Invoice, Payment, UsageRecord
 from billing_core.db.sync_models import add_endpoint
@@ -61,6 +62,11 @@ class Hooks:
         with self.db.unit_of_work() as s:
             return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
+    def notices(self) -> list[tuple[str, str]]:
+        """The notifications queued, oldest first, as (rule, period), e.g. ("payment", "confirmed")."""
+        with self.db.unit_of_work() as s:
+            return [(rule, period) for rule, period in s.execute(select(Alert.rule, Alert.period).order_by(Alert.id))]
+
     def invoice(self) -> Invoice:
         with self.db.unit_of_work() as s:
             row = s.scalar(select(Invoice).where(Invoice.external_id == "in_1042"))
@@ -100,10 +106,15 @@ def test_a_thousand_replays_of_one_event_have_one_effect(hooks: Hooks) -> None:
     assert hooks.invoice().amount_paid == Decimal("1663.02")
 
 
-def test_paid_before_created_ends_paid(hooks: Hooks) -> None:
-    hooks.send("invoice.paid", {**INVOICE, "status": "paid", "payment": PAYMENT})
-    hooks.send("invoice.created", INVOICE)  # the older state, delivered late
-    assert hooks.invoice().status == InvoiceStatus.PAID.value
+@pytest.mark.parametrize("kind", ["invoice.created", "invoice.finalized"])
+@pytest.mark.parametrize("late", ["draft", "open"])
+def test_paid_before_created_ends_paid(hooks: Hooks, kind: str, late: str) -> None:
+    assert hooks.send("invoice.paid", {**INVOICE, "status": "paid", "payment": PAYMENT}).status_code == 200
+    assert hooks.send(kind, {**INVOICE, "status": late}).status_code == 200  # the older state, delivered late
+    settled = hooks.invoice()
+    assert settled.status == InvoiceStatus.PAID.value
+    assert (settled.amount_paid, settled.amount_due) == (Decimal("1663.02"), Decimal(0))
+    assert [n for n in hooks.notices() if n[0] == "payment"] == [("payment", "confirmed")]
 
 
 def test_a_payment_before_its_invoice_is_refused_for_a_retry_and_then_applies(hooks: Hooks) -> None:

@@ -24,7 +24,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
@@ -235,9 +235,13 @@ def _unique(items: list[Json]) -> list[Json]:
     return list(seen.values())
 
 
+SETTLED = (InvoiceStatus.PAID.value, InvoiceStatus.CANCELLED.value)
+EARLIER = (InvoiceStatus.DRAFT, InvoiceStatus.PENDING)
+
+
 def upsert_provider_invoice(s: Session, record: InvoiceIn, now: datetime) -> bool:
-    """Upsert one provider invoice; True when it changed. An invoice our payments settled stays paid."""
-    if record.status is InvoiceStatus.PENDING and \
-            stored_invoice_status(s, record.source, record.external_id) == InvoiceStatus.PAID.value:
-        record = replace(record, status=InvoiceStatus.PAID)
+    """Upsert one provider invoice; True when it changed. A paid or voided invoice ignores an earlier state
+    (draft, open: a late web-hook or a provider that has not seen our payment yet), amounts included."""
+    if record.status in EARLIER and stored_invoice_status(s, record.source, record.external_id) in SETTLED:
+        return False
     return upsert_invoice(s, record, now=now)[1] != "unchanged"
