@@ -333,6 +333,43 @@ def test_fail_next_times_counts_down(fake: FakeSlack, client: WebClient) -> None
     assert client.users_info(user="U_ADMIN")["ok"] is True
 
 
+def test_a_fault_after_the_call_posts_the_message_and_loses_only_the_answer(
+        fake: FakeSlack, client: WebClient) -> None:
+    fake.fail_next("chat.postMessage", status=500, after=True)
+    assert error_of(client.chat_postMessage, channel="C_FINANCE", text="one").response.status_code == 500
+    fake.fail_next("chat.postMessage", drop=True, after=True)
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        client.chat_postMessage(channel="C_FINANCE", text="two")
+    fake.fail_next("chat.postMessage", drop=True)  # before: nothing is posted
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        client.chat_postMessage(channel="C_FINANCE", text="three")
+    assert [m.text for m in fake.messages("C_FINANCE")] == ["one", "two"]
+    calls = fake.calls("chat.postMessage")
+    assert [(c.status, c.answer_lost) for c in calls] == [(500, True), (0, True), (0, False)]
+    with pytest.raises(ValueError, match="5xx or a dropped connection"):
+        fake.fail_next("chat.postMessage", status=429, after=True)  # Slack never rate-limits after posting
+
+
+def test_chaos_mixes_faults_before_and_after_the_call_by_default(fake: FakeSlack) -> None:
+    fake.chaos(rate=0.5, seed=3)
+    plain = WebClient(base_url=fake.url, token="xoxb-test", retry_handlers=[])
+    answered = 0
+    for i in range(60):
+        try:
+            plain.chat_postMessage(channel="C_ENG", text=f"m{i}")
+            answered += 1
+        except (SlackApiError, urllib.error.URLError, ConnectionError):
+            pass
+    calls = fake.calls("chat.postMessage")
+    lost = [c for c in calls if c.answer_lost]
+    assert {c.status for c in calls if not c.answer_lost} == {200, 429, 500, 0}  # 0: dropped
+    assert {c.status for c in lost} == {500, 0}
+    # what the channel shows: every answered post plus every post whose answer was lost, nothing else
+    assert len(fake.messages("C_ENG")) == answered + len(lost)
+    with pytest.raises(ValueError, match="unknown chaos kinds"):
+        fake.chaos(rate=0.3, kinds=("meteor",))
+
+
 def test_chaos_is_reproducible_and_retry_handlers_ride_it_out(fake: FakeSlack) -> None:
     fake.chaos(rate=0.3, seed=7, kinds=("server_error", "drop"))
     no_wait = FixedValueRetryIntervalCalculator(fixed_internal=0.01)  # the default backoff would take ~30 s

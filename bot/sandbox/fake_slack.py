@@ -12,7 +12,9 @@ Contract:
   `invalid_arguments`), `no_text`, `msg_too_long`, `channel_not_found`, `not_in_channel`, trigger ids
   (`invalid_trigger_id`, `expired_trigger_id` after 3 s or a second use), view hashes (`hash_conflict`).
 - Faults on demand: `fail_next(...)` scripts 429/5xx/ok:false/dropped connections, `chaos(...)` injects them at
-  random, `rate_limit_per_channel` throttles `chat.postMessage`.
+  random, `rate_limit_per_channel` throttles `chat.postMessage`. A 5xx or a dropped connection may come before
+  the call is carried out or after it (`after=True`, chaos kinds `*_after`): then the message IS posted and only
+  the answer is lost, the case that makes a blind retry post twice.
 - Extension point: `mount(segment, route)` serves every path whose first segment is `segment` ("" for `/`) with
   `route(verb, rest, query, headers, body) -> Page`, outside the state lock and unrecorded; the browser sandbox
   (`bot.sandbox.ui`) adds its pages this way. `start(port=...)` picks a fixed port (default: ephemeral).
@@ -63,17 +65,22 @@ from bot.sandbox.fake_state import (
 )
 
 NO_AUTH_METHODS = frozenset({"blocks.validate"})  # Slack documents it as needing no token
+#: What `chaos()` can inject: a 429 (never carried out), a 500 or a dropped connection before the call is carried
+#: out, and the same two after it was (the message exists, the sender cannot know).
+CHAOS_KINDS = ("ratelimited", "server_error", "drop", "server_error_after", "drop_after")
 
 
 @dataclass
 class _Fault:
-    """A scripted failure: a status (429 rate limit, 5xx HTML page, else ok:false JSON) or a dropped connection."""
+    """A scripted failure: a status (429 rate limit, 5xx HTML page, else ok:false JSON) or a dropped connection;
+    `after`: the call is carried out first and only its answer is replaced (5xx and drops only)."""
 
     status: int
     error: str | None = None
     retry_after: int = 1
     drop: bool = False
     times: int = 1
+    after: bool = False
 
 
 @dataclass(frozen=True)
@@ -264,18 +271,25 @@ class FakeSlack:
             self._state.channels[channel.id] = channel
 
     def fail_next(self, method: str, *, status: int | None = None, retry_after: int = 1, error: str | None = None,
-                  times: int = 1, drop: bool = False) -> None:
+                  times: int = 1, drop: bool = False, after: bool = False) -> None:
         """Script the next `times` answers to `method` ("upload" and "response_url" name the raw endpoints).
 
         status defaults to 200 when an `error` is given (an `ok: false` answer), else 429 (rate limited).
+        `after=True` carries the call out and then drops the connection or answers the 5xx `status` instead.
         """
         resolved = status if status is not None else (200 if error else 429)
+        if after and not (drop or resolved >= 500):
+            raise ValueError("only a 5xx or a dropped connection can come after the call was carried out")
         with self._state.lock:
-            self._faults.setdefault(method, []).append(_Fault(resolved, error, retry_after, drop, times))
+            self._faults.setdefault(method, []).append(_Fault(resolved, error, retry_after, drop, times, after))
 
-    def chaos(self, rate: float = 0.3, *, seed: int | None = None,
-              kinds: Iterable[str] = ("ratelimited", "server_error", "drop"), retry_after: int = 0) -> None:
-        """Fail a `rate` fraction of Web API calls with one of `kinds`, reproducibly for a seed; rate 0 stops."""
+    def chaos(self, rate: float = 0.3, *, seed: int | None = None, kinds: Iterable[str] = CHAOS_KINDS,
+              retry_after: int = 0) -> None:
+        """Fail a `rate` fraction of Web API calls with one of `kinds` (see `CHAOS_KINDS`), reproducibly for a
+        seed; rate 0 stops. `retry_after` is the seconds a chaos 429 asks for."""
+        unknown = set(kinds) - set(CHAOS_KINDS)
+        if unknown:
+            raise ValueError(f"unknown chaos kinds {sorted(unknown)}; known: {', '.join(CHAOS_KINDS)}")
         with self._state.lock:
             self._chaos = (rate, random.Random(seed), tuple(kinds), retry_after) if rate > 0 else None
 
@@ -310,29 +324,33 @@ class FakeSlack:
         key = {"upload": "upload", "response_url": "response_url"}.get(kind, kind)
         body = {"size": len(raw)} if key == "upload" else parse_body(raw, content_type, query)
         with self._state.changed:
-            reply = self._fault(key) or self._route(verb, key, rest, headers, raw, body)
+            fault = self._fault(key)
+            if fault is None or fault.after:
+                reply = self._route(verb, key, rest, headers, raw, body)
+            if fault is not None:
+                reply = _fault_reply(fault)
             if key not in ("_test", "files"):
                 self._state.calls.append(Call(key, headers, body, self._state.clock(), reply.status, reply.error,
-                                              reply.detail, rest))
+                                              reply.detail, rest, answer_lost=fault is not None and fault.after))
             self._state.changed.notify_all()
         return reply
 
-    def _fault(self, key: str) -> _Reply | None:
+    def _fault(self, key: str) -> _Fault | None:
         queue = self._faults.get(key)
         if queue:
             fault = queue[0]
             fault.times -= 1
             if fault.times <= 0:
                 queue.pop(0)
-            return _fault_reply(fault)
+            return fault
         if self._chaos is None or key not in METHODS:
             return None
         rate, rng, kinds, retry_after = self._chaos
         if rng.random() >= rate:
             return None
         kind = rng.choice(kinds)
-        return _fault_reply(_Fault({"ratelimited": 429, "server_error": 500}.get(kind, 503), None, retry_after,
-                                   drop=kind == "drop"))
+        return _Fault({"ratelimited": 429, "server_error": 500, "server_error_after": 500}.get(kind, 503), None,
+                      retry_after, drop=kind.startswith("drop"), after=kind.endswith("_after"))
 
     def _route(self, verb: str, key: str, rest: str, headers: dict[str, str], raw: bytes, body: Json) -> _Reply:
         if key == "upload":

@@ -179,6 +179,7 @@ class Call:
     error: str | None = None
     detail: str | None = None  # Slack's explanation of `error`, e.g. invalid_blocks' json-pointers
     path: str = ""  # the rest of the path after the method: a response_url's or an upload's id
+    answer_lost: bool = False  # the call WAS carried out; the fault replaced its answer (`after=True`)
 
 
 def default_users() -> list[User]:
