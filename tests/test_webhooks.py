@@ -16,12 +16,14 @@ import pytest
 from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
-from billing_core.db.alert_models import Alert
+from billing_core.alerts.service import Alerts
+from billing_core.db.alert_models import Alert, AlertDelivery
 from billing_core.db.engine import Database
 from billing_core.db.models import Invoice, Payment, UsageRecord
 from billing_core.db.sync_models import add_endpoint
 from billing_core.db.webhook_models import WebhookDelivery
 from billing_core.results import InvoiceStatus
+from billing_core.service import Billing
 from bot.app import build_app
 from bot.config import Settings
 from bot.deps import Deps
@@ -67,6 +69,11 @@ class Hooks:
         with self.db.unit_of_work() as s:
             return [(rule, period) for rule, period in s.execute(select(Alert.rule, Alert.period).order_by(Alert.id))]
 
+    def route(self, channel: str) -> None:
+        """Send every alert of the account to `channel`, so its notices get outbox rows (posts)."""
+        account = Billing(self.db).account("acme")
+        Alerts(self.db).set_route(account.id, "*", channel, actor="test", now=datetime.now(UTC))
+
     def invoice(self) -> Invoice:
         with self.db.unit_of_work() as s:
             row = s.scalar(select(Invoice).where(Invoice.external_id == "in_1042"))
@@ -99,11 +106,14 @@ def test_invoice_then_payment_settles_the_invoice(hooks: Hooks) -> None:
 
 
 def test_a_thousand_replays_of_one_event_have_one_effect(hooks: Hooks) -> None:
+    hooks.route("C_FINANCE")
     hooks.send("invoice.created", INVOICE)
     answers = [hooks.send("payment.succeeded", PAYMENT, event_id="msg_once").json() for _ in range(1000)]
     assert answers[0]["duplicate"] is False and all(a["duplicate"] for a in answers[1:])
     assert hooks.count(Payment) == 1 and hooks.count(WebhookDelivery) == 2
     assert hooks.invoice().amount_paid == Decimal("1663.02")
+    assert hooks.notices() == [("invoice", "issued"), ("payment", "confirmed")]  # one "payment received"
+    assert hooks.count(AlertDelivery) == 2  # one post each in #finance
 
 
 @pytest.mark.parametrize("kind", ["invoice.created", "invoice.finalized"])
@@ -187,14 +197,11 @@ def test_duplicates_arriving_at_the_same_time_have_one_effect(hooks: Hooks) -> N
 
 def test_events_post_the_notifications_their_routes_ask_for(hooks: Hooks) -> None:
     """Invoice issued → its PDF in the thread; payment failed → a Pay button; payment received → a note."""
-    from billing_core.alerts.service import Alerts
-    from billing_core.service import Billing
     from bot.jobs.delivery import Deliverer, delivery_client
     from bot.sandbox.fake_slack import FakeSlack
     from tests.test_bot_commands import buttons, pdf_text
 
-    account = Billing(hooks.db).account("acme")
-    Alerts(hooks.db).set_route(account.id, "*", "C_FINANCE", actor="test", now=datetime.now(UTC))
+    hooks.route("C_FINANCE")
     hooks.send("invoice.created", INVOICE, event_id="msg_inv")
     hooks.send("invoice.created", INVOICE, event_id="msg_inv_again")  # the same invoice again: no second notice
     hooks.send("payment.failed", {**PAYMENT, "id": "py_76", "status": "failed"})
