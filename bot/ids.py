@@ -12,13 +12,14 @@ class Action(StrEnum):
     INVOICES_FILTER = "invoices_filter"  # opens the filter modal
     INVOICES_EXPORT_CSV = "invoices_export_csv"
     INVOICE_OPEN = "invoice_open"
+    # File buttons carry {"n": invoice number, "a": account id}; the click is refused for another account.
     INVOICE_PDF = "invoice_pdf"
     INVOICE_CSV = "invoice_csv"
     PAY = "pay"  # URL button; acked only
-    RECEIPT_PDF = "receipt_pdf"
+    RECEIPT_PDF = "receipt_pdf"  # value adds {"p": payment id}
     OVERVIEW_INVOICES = "overview_invoices"
     OVERVIEW_USAGE = "overview_usage"
-    USAGE_EXPORT = "usage_export"
+    USAGE_EXPORT = "usage_export"  # value = {"r": the usage request typed, "a": account id}
     BUDGET_SET = "budget_set"
     BUDGET_DELETE = "budget_delete"
     ALERT_ACK = "alert_ack"  # value = {"i": alert id}

@@ -201,6 +201,34 @@ def test_receipt_button_on_a_paid_invoice(bot: BotHarness) -> None:
     assert "INV-0004" in pdf_text(pdf.content)
 
 
+def account_id(bot: BotHarness, name: str) -> int:
+    from billing_core.db.queries import get_account
+
+    with bot.db.unit_of_work() as s:
+        return get_account(s, name).id
+
+
+@pytest.mark.parametrize(("command", "action"), [("invoice INV-0003", Action.INVOICE_PDF),
+                                                 ("invoice INV-0003", Action.INVOICE_CSV),
+                                                 ("invoice INV-0004", Action.RECEIPT_PDF),
+                                                 ("payments last 365 days", Action.RECEIPT_PDF),
+                                                 ("usage month", Action.USAGE_EXPORT)])
+def test_a_file_button_from_another_account_is_refused_politely(bot: BotHarness, command: str,
+                                                                 action: Action) -> None:
+    """A button carries its account; once the channel resolves another one (relinked), it sends no files."""
+    bot.command(command)
+    bot.settle()
+    answer = bot.fake.messages("C_FINANCE")[-1]
+    state = json.loads(buttons(answer.blocks or [])[action]["value"])
+    assert state["a"] == account_id(bot, "acme-corp")
+    stale = json.dumps({**state, "a": account_id(bot, "nordlicht-gmbh")})
+    files_before = len(bot.fake.files())  # the usage answer's chart is already in its thread
+    bot.click(action, stale, message=answer)
+    bot.settle()
+    assert len(bot.fake.files()) == files_before
+    assert "another billing account" in bot.last_text()
+
+
 def test_unknown_invoice_is_explained(bot: BotHarness) -> None:
     bot.command("invoice INV-9999")
     bot.settle()

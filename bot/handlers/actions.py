@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 
 from billing_core.errors import BillingError, InvalidInput
 from billing_core.results import InvoiceQuery, InvoiceStatus
-from bot.access import Who
+from bot.access import Grant, Who
 from bot.deps import Deps
 from bot.handlers import budgets, ledger
 from bot.handlers.base import Ctx, after_ack, on_action, same_account
@@ -71,14 +71,14 @@ def register(app: App, deps: Deps) -> None:
     on(Action.INVOICES_FILTER, open_filter)
     on(Action.INVOICES_EXPORT_CSV, lambda ctx, s: ledger.invoices_csv(ctx, _checked(ctx, s), query_from(s)))
     on(Action.INVOICE_OPEN, lambda ctx, s: ledger.invoice(ctx, (str(s.get("n", "")),)))
-    on(Action.INVOICE_PDF, lambda ctx, s: ledger.invoice_pdf(ctx, ctx.grant(), str(s.get("n", ""))))
-    on(Action.INVOICE_CSV, lambda ctx, s: ledger.invoice_csv(ctx, ctx.grant(), str(s.get("n", ""))))
-    on(Action.RECEIPT_PDF, lambda ctx, s: ledger.receipt_pdf(ctx, ctx.grant(), str(s.get("n", "")),
+    on(Action.INVOICE_PDF, lambda ctx, s: ledger.invoice_pdf(ctx, _checked(ctx, s), str(s.get("n", ""))))
+    on(Action.INVOICE_CSV, lambda ctx, s: ledger.invoice_csv(ctx, _checked(ctx, s), str(s.get("n", ""))))
+    on(Action.RECEIPT_PDF, lambda ctx, s: ledger.receipt_pdf(ctx, _checked(ctx, s), str(s.get("n", "")),
                                                               int(s.get("p") or 0)))
     on(Action.PAY, lambda ctx, s: _audit_pay(ctx, s))
     on(Action.OVERVIEW_INVOICES, lambda ctx, s: _then(_checked(ctx, s), ledger.invoices, ctx))
     on(Action.OVERVIEW_USAGE, lambda ctx, s: _then(_checked(ctx, s), ledger.usage, ctx))
-    on(Action.USAGE_EXPORT, lambda ctx, s: ledger.usage_report(ctx, ctx.grant(), str(s.get("r", ""))))
+    on(Action.USAGE_EXPORT, lambda ctx, s: ledger.usage_report(ctx, _checked(ctx, s), str(s.get("r", ""))))
     on(Action.BUDGET_SET, lambda ctx, s: budgets.open_budget_modal(ctx))
     on(Action.BUDGET_DELETE, lambda ctx, s: budgets.delete_budget(ctx, str(s.get("b", ""))))
 
@@ -103,7 +103,8 @@ def register(app: App, deps: Deps) -> None:
         after_ack(ctx, show)
 
 
-def _checked(ctx: Ctx, state: dict[str, Any]) -> Any:
+def _checked(ctx: Ctx, state: dict[str, Any]) -> Grant:
+    """The clicker's grant here, refused when the button was made for another account (see `same_account`)."""
     grant = ctx.grant()
     same_account(grant, state.get("a"))
     return grant

@@ -101,7 +101,7 @@ def payments(ctx: Ctx, args: tuple[str, ...]) -> None:
     query = parse_payment_filters(args, ctx.today(grant))
     page = ctx.deps.billing.payments(grant.account.id, query)
     label = " ".join(args) if args else "(latest)"
-    ctx.reply(grant).send(payments_message(page, reader_for(grant), period_label=label,
+    ctx.reply(grant).send(payments_message(page, reader_for(grant), period_label=label, account_id=grant.account.id,
                                            staleness=ctx.deps.billing.provider_outages(grant.account.id)))
 
 

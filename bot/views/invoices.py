@@ -143,14 +143,15 @@ def invoice_message(detail: InvoiceDetail, reader: Reader, *, usage: UsageSummar
     if detail.payments:
         blocks.append(divider())
         blocks.append(section("*Payments*\n" + "\n".join(_payment_line(p, reader) for p in detail.payments)))
-    buttons = [button("Download PDF", Action.INVOICE_PDF, pack({"n": inv.number}), style="primary"),
-               button("Export CSV", Action.INVOICE_CSV, pack({"n": inv.number}))]
+    file_of = {"n": inv.number, "a": detail.account.id}  # the account: access checks it again on the click
+    buttons = [button("Download PDF", Action.INVOICE_PDF, pack(file_of), style="primary"),
+               button("Export CSV", Action.INVOICE_CSV, pack(file_of))]
     if inv.payment_url and inv.amount_due > 0 and inv.status is not InvoiceStatus.CANCELLED:
         buttons.append(button("Pay", Action.PAY, pack({"n": inv.number}), url=inv.payment_url))
     for p in detail.payments:
         if p.receipt_number and len(buttons) < 25:
             buttons.append(button(f"Receipt {p.receipt_number}", Action.RECEIPT_PDF,
-                                  pack({"n": inv.number, "p": p.id})))
+                                  pack({**file_of, "p": p.id})))
     blocks.append(actions(*buttons))
     text = (f"Invoice {inv.number} ({inv.status.value}): total {m(inv.total, cur)}, "
             f"amount due {m(inv.amount_due, cur)}, due {reader.day(inv.due_date)}")

@@ -100,7 +100,8 @@ def _quick_actions(o: AccountOverview) -> BlockDict:
                               pack({"n": o.oldest_unpaid.number}), style="primary", url=o.oldest_unpaid.payment_url))
     latest = next((i for i in o.recent_invoices if i.status.value != "draft"), None)
     if latest:
-        buttons.append(button(f"Download PDF ({latest.number})", Action.INVOICE_PDF, pack({"n": latest.number})))
+        buttons.append(button(f"Download PDF ({latest.number})", Action.INVOICE_PDF,
+                              pack({"n": latest.number, "a": o.account.id})))
     buttons += [button("Invoices", Action.OVERVIEW_INVOICES, pack({"a": o.account.id})),
                 button("Usage", Action.OVERVIEW_USAGE, pack({"a": o.account.id}))]
     return actions(*buttons)

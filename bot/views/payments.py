@@ -22,7 +22,7 @@ from bot.views.common import (
 from bot.views.invoices import _payment_line
 
 
-def payments_message(page: PaymentPage, reader: Reader, *, period_label: str,
+def payments_message(page: PaymentPage, reader: Reader, *, period_label: str, account_id: int,
                      staleness: Sequence[ProviderOutage] = ()) -> Message:
     stale = staleness_blocks(staleness, reader)
     if not page.items:
@@ -34,7 +34,7 @@ def payments_message(page: PaymentPage, reader: Reader, *, period_label: str,
               divider()]
     for p in page.items:
         line = _payment_line(p, reader) + (f" · {p.invoice_number}" if p.invoice_number else "")
-        accessory = (button("Receipt", Action.RECEIPT_PDF, pack({"n": p.invoice_number, "p": p.id}))
+        accessory = (button("Receipt", Action.RECEIPT_PDF, pack({"n": p.invoice_number, "p": p.id, "a": account_id}))
                      if p.receipt_number and p.invoice_number else None)
         blocks.append(section(line.removeprefix("• "), accessory=accessory))
     if page.next_cursor:

@@ -55,7 +55,8 @@ def usage_message(summary: UsageSummary, reader: Reader, *, request_text: str,
             f"• `{escape(r.key)}` {reader.money(r.cost, cur)}" for r in summary.by_resource[:TOP_ROWS])))
     if summary.plan:
         blocks.append(section("*Plan limits*\n" + "\n".join(plan_line(m, reader, cur) for m in summary.plan)))
-    blocks.append(actions(button("Export usage report", Action.USAGE_EXPORT, pack({"r": request_text[:200]}))))
+    report = pack({"r": request_text[:200], "a": summary.account.id})
+    blocks.append(actions(button("Export usage report", Action.USAGE_EXPORT, report)))
     blocks.append(context(":bar_chart: The chart follows in the thread."))
     top = ", ".join(f"{r.key} {reader.money(r.cost, cur)}" for r in summary.rows[:3])
     return message(f"Usage {summary.period.label}: {reader.money(total, cur)}" + (f" ({top})" if top else ""), blocks)
