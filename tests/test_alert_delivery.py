@@ -28,7 +28,7 @@ from billing_core.db.models import Account, ChannelLink
 from billing_core.records import PaymentIn
 from billing_core.results import PaymentMethod, PaymentStatus
 from billing_core.service import Billing
-from bot.jobs.delivery import EVENT_TYPE, Deliverer, delivery_client
+from bot.jobs.delivery import EVENT_TYPE, Deliverer, backoff, delivery_client
 from bot.jobs.scheduler import Leadership, WorkerDeps, schedule
 from bot.jobs.webhooks import WebhookTargets
 from bot.sandbox.fake_slack import FakeSlack
@@ -94,9 +94,37 @@ def test_rate_limits_server_errors_and_dropped_connections_end_in_one_message(db
     tally = deliverer(db, fake).drain(timeout_s=20)
     assert (tally.sent, tally.retried, tally.dead) == (1, 3, 0)
     assert list(alert_ids_posted(fake, "C_FINANCE").values()) == [1]
-    statuses = [c.status for c in fake.calls("chat.postMessage")]
-    assert statuses == [429, 503, 0, 200]
+    posts = fake.calls("chat.postMessage")
+    assert [c.status for c in posts] == [429, 503, 0, 200]
     assert fake.calls("conversations.history"), "an ambiguous failure is checked in the history before re-sending"
+    # Retry-After said 1 s; the backoff alone would have re-sent after 0.5 s (rng 0: 1 s × 0.5)
+    assert posts[1].at - posts[0].at >= 1.0
+
+
+def test_server_errors_back_off_exponentially_with_the_jitter_the_rng_draws(db: Database, fake: FakeSlack) -> None:
+    seed(db)
+    Alerts(db).evaluate(EVALUATED)
+    draws, drawn = iter([0.0, 1.0, 0.25]), []
+    now = [wall()]
+
+    def rng() -> float:
+        drawn.append(next(draws))
+        return drawn[-1]
+
+    sender = Deliverer(Alerts(db), Billing(db), delivery_client("xoxb-test", fake.url), clock=lambda: now[0],
+                       sleep=lambda _: None, rng=rng, with_charts=False)
+    fake.fail_next("chat.postMessage", status=503, times=3)
+    delays = []
+    for _ in range(3):
+        assert sender.run_once().retried == 1
+        due = sender.alerts.next_due()
+        assert due is not None
+        delays.append((due - now[0]).total_seconds())
+        now[0] = due  # the next attempt exactly when it was scheduled, not a moment earlier
+    assert drawn == [0.0, 1.0, 0.25]  # one draw per retry
+    assert delays == [1 * 0.5, 2 * 1.5, 4 * 0.75]  # 1, 2, 4 s times (0.5 + draw)
+    assert sender.run_once().sent == 1 and len(fake.messages("C_FINANCE")) == 1
+    assert backoff(30, lambda: 0.5) == timedelta(minutes=5)  # the exponent stops at five minutes
 
 
 def test_a_crash_between_posting_and_recording_does_not_post_twice(db: Database, fake: FakeSlack) -> None:
