@@ -183,6 +183,36 @@ def test_acknowledging_stops_the_reminders_for_that_invoice(db: Database) -> Non
     assert len(_alerts(db, "overdue")) == 1
 
 
+def test_a_snooze_holds_that_rules_follow_ups_only_and_ends_when_it_says(db: Database) -> None:
+    """100 a day against a 1000 budget: the 50 % alert is snoozed until the 10th. Its 80 % follow-up (the 9th)
+    waits for the snooze to end, while the forecast overrun on the same budget is posted meanwhile."""
+    account_id = _setup(db, "UTC", "acme", "C_FIN")
+    with db.unit_of_work() as s:  # October at the same pace: the history the projection learns from
+        acct = s.get(Account, account_id)
+        assert acct is not None
+        ingest_usage(s, [f.usage(acct, datetime(2026, 10, d, 10, tzinfo=UTC), "100", ext=f"oct{d}")
+                         for d in range(1, 32)])
+    Billing(db).set_budget(account_id, BudgetSpec("monthly", Decimal(1000)), actor="test", now=f.T0)
+    alerts = Alerts(db)
+    posted: list[tuple[int, str, str]] = []
+    for day in range(2, 14):
+        _usage_to(db, account_id, "100", day - 1, f"d{day}")
+        seen = {a.id for a in _alerts(db)}
+        alerts.evaluate(datetime(2026, 11, day, 9, tzinfo=UTC))
+        posted += [(day, a.rule, a.threshold) for a in _alerts(db) if a.id not in seen and a.rule != "digest"]
+        if day == 6:
+            [half] = _alerts(db, "budget")
+            alerts.snooze(half.id, until=datetime(2026, 11, 10, 9, tzinfo=UTC), actor="slack:T1/U_ADMIN",
+                          now=datetime(2026, 11, 6, 10, tzinfo=UTC))
+    budget = [(day, threshold) for day, rule, threshold in posted if rule == "budget"]
+    assert budget == [(6, "50"), (10, "80"), (11, "100")]  # 80 % crossed on the 9th, held until the 10th
+    [(forecast_day, _, _)] = [p for p in posted if p[1] == "forecast"]
+    assert forecast_day < 10  # inside the snooze: a budget alert snoozed is not its forecast snoozed
+    with db.unit_of_work() as s:  # and every one of them was queued for #finance
+        queued = set(s.scalars(select(Alert.rule).join(AlertDelivery, AlertDelivery.alert_id == Alert.id)))
+    assert {"budget", "forecast"} <= queued
+
+
 def _usage_to(db: Database, account_id: int, cost: str, day: int, ext: str) -> None:
     with db.unit_of_work() as s:
         acct = s.get(Account, account_id)

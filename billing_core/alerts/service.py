@@ -172,21 +172,23 @@ class Alerts:
     def _store(self, account: AccountInfo, candidates: Sequence[Candidate], now: datetime) -> int:
         created = 0
         with self.db.unit_of_work() as s:
-            quiet_subjects = self._held_subjects(s, account.id, now)
+            held = self._held(s, account.id, now)
             for candidate in candidates:
                 subject = f"{account.id}/{candidate.subject}"
-                if subject in quiet_subjects:
+                if (candidate.rule, subject) in held:
                     continue
                 channel = self._channel_for(s, account.id, candidate.rule, candidate.payload)
                 created += bool(self._insert(s, account, replace(candidate, subject=subject), channel, now))
         return created
 
-    def _held_subjects(self, s: Session, account_id: int, now: datetime) -> set[str]:
-        """Subjects that get no new alerts: snoozed until later, or overdue invoices someone acknowledged."""
-        rows = s.execute(select(Alert.subject, Alert.rule, Alert.status, Alert.snoozed_until).where(
+    def _held(self, s: Session, account_id: int, now: datetime) -> set[tuple[str, str]]:
+        """(rule, subject) pairs that get no new alerts: snoozed until later, or overdue invoices someone
+        acknowledged. Per rule, because rules share subjects (anomaly and digest the account, budget and
+        forecast the budget): snoozing a budget alert must not silence that budget's forecast."""
+        rows = s.execute(select(Alert.rule, Alert.subject).where(
             Alert.account_id == account_id, Alert.is_test.is_(False),
             or_(Alert.snoozed_until > now, and_(Alert.rule == "overdue", Alert.status == "acknowledged"))))
-        return {subject for subject, *_ in rows}
+        return {(rule, subject) for rule, subject in rows}
 
     def _channel_for(self, s: Session, account_id: int, rule: str, payload: dict[str, Any]) -> str | None:
         routes: dict[str, str] = dict(s.execute(select(AlertRoute.kind, AlertRoute.channel).where(
