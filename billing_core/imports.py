@@ -15,6 +15,7 @@ names are resolved to ids here (the database is this process's), the parser only
 from __future__ import annotations
 
 import codecs
+import gc
 import io
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +35,7 @@ from billing_core import invoicing
 from billing_core.db import queries
 from billing_core.db.audit import record
 from billing_core.db.engine import Database
-from billing_core.db.ingest import ingest_usage, upsert_invoice, upsert_payment
+from billing_core.db.ingest import cyclic_gc_paused, ingest_usage, upsert_invoice, upsert_payment
 from billing_core.db.models import Deployment, Invoice, Payment, Provider
 from billing_core.errors import BillingError
 from billing_core.records import InvoiceIn, PaymentIn, UsageIn
@@ -110,21 +111,23 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
         _parsed_here(path, options, resolver, read_bytes)
     batch: list[UsageIn] = []
     starts: set[datetime] = set()
-    for item in items:
-        if isinstance(item, Rejection):
-            report.reject(item)
-            continue
-        report.rows += 1
-        report.cost += item.cost
-        starts.add(item.period_start)
-        batch.append(item)
-        if len(batch) >= batch_rows:
+    with cyclic_gc_paused():  # as in ingest_usage: a batch makes no cycles; the young ones are swept after each
+        for item in items:
+            if isinstance(item, Rejection):
+                report.reject(item)
+                continue
+            report.rows += 1
+            report.cost += item.cost
+            starts.add(item.period_start)
+            batch.append(item)
+            if len(batch) >= batch_rows:
+                _write_batch(db, batch, report, starts, tz)
+                batch, starts = [], set()
+                gc.collect(1)
+                if progress:
+                    progress(path.name, report.rows + report.rejected, read_bytes[0], size)
+        if batch:
             _write_batch(db, batch, report, starts, tz)
-            batch, starts = [], set()
-            if progress:
-                progress(path.name, report.rows + report.rejected, read_bytes[0], size)
-    if batch:
-        _write_batch(db, batch, report, starts, tz)
     if progress:
         progress(path.name, report.rows + report.rejected, size, size)
     return report
@@ -197,6 +200,7 @@ def _parse_worker(path: Path, options: FocusOptions, queue: Any) -> None:
 
     read_bytes = [0]
     chunk: list[_Handed] = []
+    gc.disable()  # this process only parses: no cycles worth the collector's passes over every chunk
     try:
         for item in _parsed_here(path, options, number, read_bytes):
             chunk.append(item if isinstance(item, Rejection) else _fields(item))
@@ -204,6 +208,7 @@ def _parse_worker(path: Path, options: FocusOptions, queue: Any) -> None:
                 queue.put((new[:], chunk, read_bytes[0]))
                 new.clear()
                 chunk = []
+                gc.collect(1)
         queue.put((new[:], chunk, read_bytes[0]))
         queue.put(None)
     except Exception as exc:  # handed to the importing process, which raises it

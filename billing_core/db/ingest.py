@@ -60,7 +60,7 @@ def ingest_usage(session: Session, records: Iterable[UsageIn], *, batch_size: in
     result = IngestResult()
     iterator = iter(records)
     while True:
-        with _cyclic_gc_paused():
+        with cyclic_gc_paused():
             chunk = list(islice(iterator, batch_size))
             if not chunk:
                 return result
@@ -68,10 +68,11 @@ def ingest_usage(session: Session, records: Iterable[UsageIn], *, batch_size: in
 
 
 @contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
+def cyclic_gc_paused() -> Iterator[None]:
     """No cycle collection while a chunk is read and written. A chunk holds some 100 k live containers
     (records, their mappings, row tuples) and makes no cycles; the collector's passes over them cost a fifth
-    of the ingest time (bench.core), for nothing: reference counting frees the chunk when it goes."""
+    of the ingest time (bench.core), for nothing: reference counting frees the chunk when it goes.
+    Callers that build chunks themselves (the FOCUS importer) pause it per chunk too."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
