@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,7 +28,7 @@ from billing_core.db.models import Account, ChannelLink
 from billing_core.records import PaymentIn
 from billing_core.results import PaymentMethod, PaymentStatus
 from billing_core.service import Billing
-from bot.jobs.delivery import EVENT_TYPE, Deliverer, backoff, delivery_client
+from bot.jobs.delivery import EVENT_TYPE, Deliverer, Tally, backoff, delivery_client
 from bot.jobs.scheduler import Leadership, WorkerDeps, schedule
 from bot.jobs.webhooks import WebhookTargets
 from bot.sandbox.fake_slack import FakeSlack
@@ -139,6 +139,60 @@ def test_a_crash_between_posting_and_recording_does_not_post_twice(db: Database,
     assert (tally.found, tally.sent) == (1, 0)
     assert len(fake.messages("C_FINANCE")) == 1
     assert alerts.alert(job.alert.id).message_ts == posted["ts"]
+
+
+class HandClock:
+    """Wall and monotonic time moved only by the pacing sleeps of a pass, so nothing really waits."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now, self.mono = start, 0.0
+
+    def wall(self) -> datetime:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def sleep(self, seconds: float) -> None:
+        self.now, self.mono = self.now + timedelta(seconds=seconds), self.mono + seconds
+
+
+def paced(db: Database, fake: FakeSlack, hand: HandClock, *, lease: timedelta,
+          sleep: Callable[[float], None] | None = None) -> Deliverer:
+    return Deliverer(Alerts(db, lease=lease), Billing(db), delivery_client("xoxb-test", fake.url), clock=hand.wall,
+                     sleep=sleep or hand.sleep, monotonic=hand.monotonic, rng=lambda: 0.0, with_charts=False)
+
+
+def test_a_pass_that_outlasts_its_lease_leaves_to_another_worker_what_it_took_over(
+        db: Database, fake: FakeSlack) -> None:
+    seed(db, invoices=3)  # one channel: the pass paces 1.1 s per message, the claims last 2 s
+    Alerts(db).evaluate(EVALUATED)
+    lease, hand = timedelta(seconds=2), HandClock(wall())
+    start, second = hand.now, paced(db, fake, hand, lease=timedelta(seconds=2))
+    taken: list[Tally] = []
+
+    def pacing(seconds: float) -> None:
+        hand.sleep(seconds)
+        if hand.now - start > lease and not taken:  # the first pass's third claim has lapsed meanwhile
+            taken.append(second.run_once())
+
+    tally = paced(db, fake, hand, lease=lease, sleep=pacing).run_once()
+    assert [(t.sent, t.found) for t in taken] == [(1, 0)]  # the second worker posted the lapsed one…
+    assert (tally.sent, tally.lost) == (2, 1)  # …and the first one let it go instead of posting it again
+    posted = alert_ids_posted(fake, "C_FINANCE")
+    assert len(posted) == 3 and set(posted.values()) == {1}
+    assert Alerts(db).pending_count() == 0
+
+
+def test_a_lapsed_claim_nobody_took_over_is_still_posted_once(db: Database, fake: FakeSlack) -> None:
+    seed(db)
+    Alerts(db).evaluate(EVALUATED)
+    hand = HandClock(wall())
+    sender = paced(db, fake, hand, lease=timedelta(seconds=2))
+    [job] = sender.alerts.claim_due(hand.now)
+    hand.sleep(60)  # a slow pass: the lease ran out, but no other worker claimed the entry
+    assert sender.deliver(job) == "sent"
+    assert len(fake.messages("C_FINANCE")) == 1 and Alerts(db).pending_count() == 0
 
 
 def test_a_channel_without_the_bot_is_dead_lettered_with_a_hint(db: Database, fake: FakeSlack) -> None:

@@ -37,7 +37,7 @@ from billing_core.results import AccountInfo, BudgetStatus, InvoiceQuery, Invoic
 from billing_core.service import Billing
 
 MAX_ATTEMPTS = 8
-LEASE = timedelta(seconds=120)
+LEASE = timedelta(seconds=30)  # renewed before every Slack call (`renew_claim`): twice one call's 15 s timeout
 KINDS = (*rules.RULES, "*")
 MIRRORS = ("webhook", "incoming")  # outbox purposes besides Slack: signed JSON, Slack incoming web-hook
 OPEN = ("open", "acknowledged")
@@ -68,7 +68,7 @@ class Alerts:
                  mirrors: Sequence[str] = ()) -> None:
         self.db = db
         self.billing = billing or Billing(db)
-        self.lease = lease  # how long a claim is exclusive; longer than any single post and history lookup
+        self.lease = lease  # how long a claim (or its renewal) is exclusive; longer than any single Slack call
         self.mirrors = tuple(m for m in mirrors if m in MIRRORS)
 
     # --- evaluation --------------------------------------------------------------------------------
@@ -407,6 +407,15 @@ class Alerts:
         if won.rowcount != 1:  # type: ignore[attr-defined]
             return None
         return Delivery(row.id, _info(s, alert), row.purpose, row.channel, row.attempts + 1, ambiguous)
+
+    def renew_claim(self, delivery_id: int, attempts: int, *, now: datetime) -> bool:
+        """Extend a claim by `self.lease` if it is still the caller's: False once another worker re-claimed it
+        after it lapsed (every claim bumps `attempts`), and then the caller must not send it."""
+        with self.db.unit_of_work() as s:
+            won = s.execute(update(AlertDelivery).where(
+                AlertDelivery.id == delivery_id, AlertDelivery.state == "sending", AlertDelivery.attempts == attempts,
+            ).values(next_attempt_at=now + self.lease).execution_options(synchronize_session=False))
+            return int(won.rowcount) == 1  # type: ignore[attr-defined]
 
     def record_sent(self, delivery_id: int, ts: str, *, now: datetime) -> None:
         with self.db.unit_of_work() as s:

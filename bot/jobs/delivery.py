@@ -10,6 +10,9 @@ Contract:
   else gives up after `MAX_ATTEMPTS`. The WebClient used here has NO retry handlers: a blind SDK retry after
   a dropped connection is exactly how duplicates happen, so every retry goes through the outbox.
 - At most one message per second per channel from this process (the worker is the only sender).
+- A pass claims up to 50 entries, and its pacing and uploads may outlast their lease, so each claim is renewed
+  right before every Slack call that could post it; a claim another worker took over after it lapsed is let go
+  ("lost"), never sent a second time. The lease only has to cover one call.
 - After an alert is posted, its chart (forecast, anomaly, digest) or document (an issued invoice's PDF) is
   uploaded into its thread, best effort.
 - Mirrors (`bot.jobs.webhooks`: signed JSON, Slack incoming web-hooks) go through the same outbox and rules.
@@ -58,12 +61,14 @@ Clock = Callable[[], datetime]
 
 @dataclass
 class Tally:
-    """What one pass did; `found` counts ambiguous deliveries recovered from the channel's history."""
+    """What one pass did; `found` counts ambiguous deliveries recovered from the channel's history, `lost` the
+    lapsed claims another worker had taken over."""
 
     sent: int = 0
     found: int = 0
     retried: int = 0
     dead: int = 0
+    lost: int = 0
 
     def add(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
@@ -134,7 +139,7 @@ class Deliverer:
         total, deadline = Tally(), self.monotonic() + timeout_s
         while self.monotonic() < deadline:
             tally = self.run_once(alert_id=alert_id)
-            for name in ("sent", "found", "retried", "dead"):
+            for name in ("sent", "found", "retried", "dead", "lost"):
                 setattr(total, name, getattr(total, name) + getattr(tally, name))
             due = self.alerts.next_due()
             if due is None:
@@ -145,10 +150,12 @@ class Deliverer:
     # --- one delivery ------------------------------------------------------------------------------
 
     def deliver(self, job: Delivery) -> str:
-        """Post one claimed delivery; returns "sent", "found", "retried" or "dead"."""
+        """Post one claimed delivery; returns "sent", "found", "retried", "dead" or "lost"."""
         if job.purpose in MIRRORS:
             return self._send_mirror(job)
         if job.ambiguous:
+            if not self._still_mine(job):
+                return "lost"
             try:
                 found = self._find_posted(job)
             except SlackApiError as error:
@@ -160,6 +167,8 @@ class Deliverer:
                 log.info("delivery %s was already posted (ts %s): recorded, not re-sent", job.id, found)
                 return "found"
         self._pace(job.channel)
+        if not self._still_mine(job):
+            return "lost"
         try:
             result = self.client.chat_postMessage(**self.message_for(job))
         except SlackApiError as error:
@@ -181,6 +190,14 @@ class Deliverer:
         if job.purpose != "alert":
             kwargs["thread_ts"] = job.alert.message_ts
         return kwargs
+
+    def _still_mine(self, job: Delivery) -> bool:
+        """Renew the claim for the call about to be made; False when another worker owns the delivery now."""
+        if self.alerts.renew_claim(job.id, job.attempts, now=self.clock()):
+            return True
+        log.warning("delivery %s (alert %s) was taken over by another worker after its lease lapsed: not sent here",
+                    job.id, job.alert.id)
+        return False
 
     def _pace(self, channel: str) -> None:
         last = self._last_post.get(channel)
@@ -238,6 +255,8 @@ class Deliverer:
             self.alerts.give_up(job.id, f"no {job.purpose} URL is configured for this worker")
             return "dead"
         self._pace(job.purpose)
+        if not self._still_mine(job):
+            return "lost"
         try:
             response = self.http.post(request.url, content=request.body, headers=request.headers)
         except httpx.HTTPError as error:
