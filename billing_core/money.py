@@ -7,6 +7,7 @@ keep them exact; `to_micros`/`from_micros` convert. Rounding to what a currency 
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from billing_core.errors import InvalidInput
@@ -48,6 +49,8 @@ _EXPONENT_2 = frozenset(
         "UAH", "USD", "USN", "UYU", "UZS", "VED", "VES", "WST", "XCD", "XCG", "YER", "ZAR", "ZMW", "ZWG"
     ]
 )
+# A comma in machine input may only group thousands (`12,500.00`); `12.500,00` is a locale's, never 12.5.
+_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
 #: Token currencies with their own exponent (kept at most 6 so they stay exact in micro-units).
 TOKEN_EXPONENTS: dict[str, int] = {"USDC": 6, "USDT": 6, "AKT": 6, "DAI": 6}
 
@@ -86,11 +89,17 @@ def round_money(amount: Decimal, currency: str, *, rounding: str = ROUND_HALF_EV
 
 
 def parse_amount(text: str | int | Decimal, *, field: str = "amount", allow_negative: bool = False) -> Decimal:
-    """Parse a user- or file-supplied amount exactly; reject floats' cousins (NaN, inf) and absurd sizes."""
+    """Parse a file- or API-supplied amount exactly; reject floats' cousins (NaN, inf) and absurd sizes.
+
+    Amounts people type go through `bot.parsing.parse_money` first, which reads them in their locale.
+    """
     if isinstance(text, float):  # pragma: no cover - guarded by types, kept for untyped callers
         raise InvalidInput(f"{field} must be exact, not a float.")
+    raw = str(text).strip().replace("_", "")
     try:
-        value = Decimal(str(text).strip().replace(",", "").replace("_", ""))
+        if "," in raw and not _GROUPED.fullmatch(raw):
+            raise InvalidOperation
+        value = Decimal(raw.replace(",", ""))
     except InvalidOperation:
         raise InvalidInput(f"{field} {str(text)[:40]!r} is not a number.", hint="e.g. 1250.00", field=field) from None
     if not value.is_finite():

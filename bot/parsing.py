@@ -10,8 +10,13 @@ import difflib
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 
+from babel.numbers import NumberFormatError, get_group_symbol, parse_decimal
+
+from billing_core import fmt
 from billing_core.errors import InvalidInput
+from billing_core.money import parse_amount
 from billing_core.periods import (
     Granularity,
     Period,
@@ -286,3 +291,27 @@ def parse_channel(word: str) -> str:
     if not match:
         raise InvalidInput(f"`{_short(word)}` is not a channel I can recognise.", hint="Mention it: #finance")
     return match.group(1) or match.group(2)
+
+
+_SPACES = (" ", "\u00a0", "\u202f")
+
+
+def parse_money(text: str, locale: str, *, field: str = "amount") -> Decimal:
+    """An amount a person typed, read in their locale (`12,500.00` en-US, `12.500,00` de-DE and pt-BR).
+
+    Strict: digits that would mean another amount in another locale (`12,500.00` for a German reader) are
+    refused with an example in the reader's own format instead of being guessed.
+    """
+    example = f"e.g. {fmt.quantity(Decimal('1250.75'), locale=locale)} or 1250"
+    typed = text.strip()
+    group = get_group_symbol(locale)
+    if group in _SPACES:  # people type a plain space where the locale groups with a narrow no-break one
+        typed = "".join(group if c in _SPACES else c for c in typed)
+    try:
+        value = parse_decimal(typed, locale, strict=True)
+        return parse_amount(value, field=field)
+    except NumberFormatError:
+        raise InvalidInput(f"`{_short(text.strip()) or 'nothing'}` is not an amount I can read.", hint=example,
+                           field=field) from None
+    except InvalidInput as error:
+        raise InvalidInput(error.message, hint=example, field=field) from None

@@ -308,6 +308,30 @@ def test_budget_list_then_admin_sets_one_through_the_modal(bot: BotHarness) -> N
     assert name not in {b.name for b in bot.deps.billing.budgets("acme-corp", now=bot.deps.clock())}
 
 
+@pytest.mark.parametrize("locale", ["de-DE", "pt-BR"])
+def test_an_admin_types_the_budget_amount_in_their_own_locale(bot: BotHarness, locale: str) -> None:
+    admin = f"U_LOC{locale[:2].upper()}{len(bot.fake.calls())}X"
+    bot.fake.add_user(User(admin, "greta", "Greta Admin", "Europe/Berlin", locale, is_admin=True))
+    bot.command("budget set", user=admin)
+    bot.settle()
+    modal = bot.fake.views()[-1].payload
+    name = f"loc-{modal['id'][-6:].lower()}"
+
+    def values(amount: str) -> dict[str, Any]:
+        return {Block.BUDGET_NAME: {Field.VALUE: {"type": "plain_text_input", "value": name}},
+                Block.BUDGET_AMOUNT: {Field.VALUE: {"type": "plain_text_input", "value": amount}},
+                Block.BUDGET_THRESHOLDS: {Field.VALUE: {"type": "plain_text_input", "value": "80"}}}
+
+    refused = bot.submit(modal, values("12,500.00"), user=admin)  # en-US digits mean 12.5 to this reader
+    assert "1.250,75" in refused.json()["errors"][Block.BUDGET_AMOUNT]
+    assert bot.submit(modal, values("12.500,00"), user=admin).status_code == 200
+    bot.settle()
+    statuses = {b.name: b for b in bot.deps.billing.budgets("acme-corp", now=bot.deps.clock())}
+    assert statuses[name].amount == Decimal("12500.00")
+    bot.command(f"budget delete {name}", user=admin)
+    bot.settle()
+
+
 def test_a_viewer_cannot_change_budgets_and_the_refusal_is_audited(bot: BotHarness) -> None:
     bot.command("budget set", user="U_VIEWER")
     bot.settle()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
 
 from billing_core.errors import InvalidInput
+from billing_core.money import parse_amount
 from billing_core.periods import Granularity
 from billing_core.results import InvoiceStatus
 from bot.parsing import (
@@ -15,6 +17,7 @@ from bot.parsing import (
     parse_command,
     parse_invoice_filters,
     parse_member,
+    parse_money,
     parse_payment_filters,
     parse_usage,
 )
@@ -96,3 +99,33 @@ def test_payment_ranges_and_member_mentions() -> None:
     assert parse_member("U_VIEWER") == "U_VIEWER"
     with pytest.raises(InvalidInput):
         parse_member("jane")
+
+
+@pytest.mark.parametrize(("typed", "locale", "amount"), [
+    ("12,500.00", "en_US", "12500.00"), ("12500", "en_US", "12500"), ("12.5", "en_US", "12.5"),
+    ("12.500,00", "de_DE", "12500.00"), ("12.500,00", "pt_BR", "12500.00"), ("12500", "de_DE", "12500"),
+    ("12,5", "de_DE", "12.5"), ("12 500,00", "fr_FR", "12500.00"), (" 750 ", "pt_BR", "750"),
+])
+def test_money_is_read_in_the_readers_locale(typed: str, locale: str, amount: str) -> None:
+    assert parse_money(typed, locale) == Decimal(amount)
+
+
+@pytest.mark.parametrize(("typed", "locale"), [
+    ("12,500.00", "de_DE"), ("12.500,00", "en_US"), ("12,5", "en_US"), ("lots", "en_US"), ("", "pt_BR"),
+    ("1e15", "en_US"), ("NaN", "en_US"), ("-5", "en_US"), ("9" * 13, "en_US"),
+])
+def test_an_ambiguous_or_invalid_amount_is_refused_on_its_field_with_a_local_example(typed: str,
+                                                                                      locale: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_money(typed, locale, field="amount")
+    assert err.value.field == "amount"
+    assert err.value.hint and ("1.250,75" if locale != "en_US" else "1,250.75") in err.value.hint
+
+
+def test_the_core_never_reads_a_european_amount_as_a_smaller_one() -> None:
+    """Deleting every comma made `12.500,00` 12.5; only thousands-grouping commas are accepted now."""
+    assert parse_amount("12,500.00") == Decimal("12500.00")
+    with pytest.raises(InvalidInput, match="not a number"):
+        parse_amount("12.500,00")
+    with pytest.raises(InvalidInput, match="not a number"):
+        parse_amount("12,5")

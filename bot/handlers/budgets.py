@@ -11,12 +11,13 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from billing_core.errors import BillingError, InvalidInput
-from billing_core.money import parse_amount
+from billing_core.fmt import safe_locale
 from billing_core.service import BudgetSpec
 from bot.access import Who
 from bot.deps import Deps
 from bot.handlers.base import Ctx, after_ack, reader_for
 from bot.ids import Block, Field, View
+from bot.parsing import parse_money
 from bot.replies import Reply
 from bot.views.admin import done_message
 from bot.views.budgets import budget_modal, budgets_message
@@ -45,7 +46,9 @@ def open_budget_modal(ctx: Ctx) -> None:
     grant = ctx.admin()
     if not ctx.trigger_id:
         raise InvalidInput("Open the budget form from a command or a button.", hint="/billing budget set")
-    metadata = json.dumps({"a": grant.account.id, "c": ctx.who.channel, "r": _respond_url(ctx)})
+    # The reader's locale rides along: the amount is read in it when the form comes back.
+    metadata = json.dumps({"a": grant.account.id, "c": ctx.who.channel, "r": _respond_url(ctx),
+                           "l": reader_for(grant).locale})
     ctx.client.views_open(trigger_id=ctx.trigger_id, view=budget_modal(
         account=grant.account.name, currency=grant.account.currency, metadata=metadata))
 
@@ -60,13 +63,14 @@ def delete_budget(ctx: Ctx, name: str) -> None:
     ctx.reply(grant).send(done_message(f"Budget *{name}* deleted by <@{ctx.who.user}>."))
 
 
-def spec_from_view(values: dict[str, Any]) -> BudgetSpec:
-    """The modal's state → a BudgetSpec; `InvalidInput.field` names the field to show the error on."""
+def spec_from_view(values: dict[str, Any], locale: str) -> BudgetSpec:
+    """The modal's state → a BudgetSpec (amount in `locale`); `InvalidInput.field` names the field to show
+    the error on."""
     def value(block: str) -> Any:
         return values.get(block, {}).get(Field.VALUE, {})
 
     name = (value(Block.BUDGET_NAME).get("value") or "").strip()
-    amount = parse_amount(value(Block.BUDGET_AMOUNT).get("value") or "", field="amount")
+    amount = parse_money(value(Block.BUDGET_AMOUNT).get("value") or "", locale, field="amount")
     scope = (value(Block.BUDGET_SCOPE).get("selected_option") or {}).get("value", "all")
     raw_scope = (value(Block.BUDGET_SCOPE_VALUE).get("value") or "").strip()
     key, scope_value = None, raw_scope or None
@@ -97,13 +101,14 @@ def register(app: App, deps: Deps) -> None:
         ctx = Ctx(deps, client, who)
         try:
             grant = ctx.admin()
-            spec = spec_from_view(view["state"]["values"])
+            spec = spec_from_view(view["state"]["values"], safe_locale(meta.get("l")))
             if grant.account.id != meta.get("a"):
                 raise InvalidInput("This channel now belongs to another account; open the form again.")
             status = deps.billing.set_budget(grant.account.id, spec, actor=who.actor, now=ctx.now)
         except BillingError as error:
             block = FIELD_OF.get(error.field or "", Block.BUDGET_NAME)
-            ack(response_action="errors", errors={block: error.message[:150]})
+            shown = f"{error.message} Try: {error.hint}" if error.hint else error.message
+            ack(response_action="errors", errors={block: shown[:150]})
             return
         ack()
         text = (f"Budget *{status.name}* set to {reader_for(grant).money(status.amount, status.currency)} "
