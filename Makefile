@@ -34,6 +34,9 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.core --rows 1000000
 	$(VENV)/bin/python -m bench.bot
+	$(VENV)/bin/python -m bench.alerts
+	$(VENV)/bin/python -m bench.focus --rows 1000000
+	$(VENV)/bin/python -m bench.sync
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
