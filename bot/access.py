@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from slack_sdk import WebClient
@@ -106,9 +107,8 @@ class Access:
         linked = facts.channel_links.get(who.channel or "")
         account = facts.account(linked) if linked is not None else facts.default_account
         if account is None:
-            raise Forbidden("This workspace is not connected to a billing account yet.",
-                            hint="A billing admin can run `/billing link ACCOUNT` in a channel.")
-        assert role is not None
+            self._refuse(who, "workspace not connected")
+        assert role is not None and account is not None
         return Grant(who, account, member, role, public=linked is not None)
 
     def require_admin(self, client: WebClient, who: Who) -> Grant:
@@ -125,14 +125,22 @@ class Access:
             self._refuse(who, "needs billing admin")
         return facts, member
 
-    def _refuse(self, who: Who, why: str) -> None:
+    def _refuse(self, who: Who, why: str) -> NoReturn:
         self.tenancy.audit(actor=who.actor, action="access.denied", entity="channel",
                            entity_id=who.channel, at=self.clock(), detail=why)
-        if why == "needs billing admin":
-            raise Forbidden("Only billing admins can change this.",
-                            hint="Ask a workspace admin, or someone with `/billing access` admin rights.")
-        raise Forbidden("You don't have access to billing data in this workspace.",
-                        hint="Ask a billing admin to run `/billing access grant @you viewer`.")
+        message, hint = _REFUSALS[why]
+        raise Forbidden(message, hint=hint)
+
+
+# Why a request was refused (as audited) → what the person is told, and what to do about it.
+_REFUSALS = {
+    "no billing role": ("You don't have access to billing data in this workspace.",
+                        "Ask a billing admin to run `/billing access grant @you viewer`."),
+    "needs billing admin": ("Only billing admins can change this.",
+                            "Ask a workspace admin, or someone with `/billing access` admin rights."),
+    "workspace not connected": ("This workspace is not connected to a billing account yet.",
+                                "A billing admin can run `/billing link ACCOUNT` in a channel."),
+}
 
 
 def _zone(name: object) -> ZoneInfo:
