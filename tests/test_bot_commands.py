@@ -332,6 +332,41 @@ def test_an_admin_types_the_budget_amount_in_their_own_locale(bot: BotHarness, l
     bot.settle()
 
 
+def budget_form(name: str, amount: str = "5000") -> dict[str, Any]:
+    return {Block.BUDGET_NAME: {Field.VALUE: {"type": "plain_text_input", "value": name}},
+            Block.BUDGET_AMOUNT: {Field.VALUE: {"type": "plain_text_input", "value": amount}},
+            Block.BUDGET_THRESHOLDS: {Field.VALUE: {"type": "plain_text_input", "value": "80"}}}
+
+
+def test_a_budget_form_is_acked_before_access_is_checked_and_a_refusal_is_said_after(bot: BotHarness) -> None:
+    """Access and the write come after the ack (Slack's 3 s): the form closes, the refusal arrives as a message."""
+    bot.command("budget set")
+    bot.settle()
+    modal = bot.fake.views()[-1].payload
+    name = f"late-{modal['id'][-6:].lower()}"
+    submitted = bot.submit(modal, budget_form(name), user="U_VIEWER")  # e.g. demoted since opening the form
+    assert submitted.status_code == 200 and "errors" not in submitted.text
+    bot.settle()
+    assert "admin" in bot.last_text(user="U_VIEWER").lower()
+    assert name not in {b.name for b in bot.deps.billing.budgets("acme-corp", now=bot.deps.clock())}
+
+
+def test_a_budget_form_whose_save_fails_after_the_ack_tells_the_user(bot: BotHarness,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def database_down(*_: object, **__: object) -> None:
+        raise RuntimeError("connection to the database was lost")
+
+    bot.command("budget set")
+    bot.settle()
+    modal = bot.fake.views()[-1].payload
+    monkeypatch.setattr(bot.deps.billing, "set_budget", database_down)
+    submitted = bot.submit(modal, budget_form(f"fail-{modal['id'][-6:].lower()}"))
+    assert submitted.status_code == 200 and "errors" not in submitted.text
+    bot.settle()
+    assert bot.fake.messages("C_FINANCE") == []
+    assert "something went wrong" in bot.last_text().lower()
+
+
 def test_a_viewer_cannot_change_budgets_and_the_refusal_is_audited(bot: BotHarness) -> None:
     bot.command("budget set", user="U_VIEWER")
     bot.settle()

@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 
 from billing_core.errors import BillingError, InvalidInput
 from billing_core.fmt import safe_locale
-from billing_core.service import BudgetSpec
+from billing_core.service import BudgetSpec, _validate_budget
 from bot.access import Who
 from bot.deps import Deps
 from bot.handlers.base import Ctx, after_ack, reader_for
@@ -92,25 +92,34 @@ def _thresholds(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
+def save_budget(ctx: Ctx, spec: BudgetSpec, account_id: object) -> None:
+    """After the ack: access, the write and the answer (a refusal or failure is reported by `after_ack`)."""
+    grant = ctx.admin()
+    if grant.account.id != account_id:
+        raise InvalidInput("This channel now belongs to another account; open the form again.",
+                           hint="/billing budget set")
+    status = ctx.deps.billing.set_budget(grant.account.id, spec, actor=ctx.who.actor, now=ctx.now)
+    text = (f"Budget *{status.name}* set to {reader_for(grant).money(status.amount, status.currency)} "
+            f"({status.scope}, alerts at {', '.join(f'{t}%' for t in status.thresholds)}) by <@{ctx.who.user}>.")
+    Reply(ctx.client, ctx.who, public=grant.public, respond=None).send(done_message(text))
+
+
 def register(app: App, deps: Deps) -> None:
     @app.view(View.BUDGET)
     def on_budget_submit(ack: Ack, body: dict[str, Any], client: WebClient, view: dict[str, Any]) -> None:
         meta = json.loads(view.get("private_metadata") or "{}")
-        who = Who(body["team"]["id"] if body.get("team") else body["user"]["team_id"], body["user"]["id"],
-                  meta.get("c"))
-        ctx = Ctx(deps, client, who)
+        # Before the ack only checks without I/O (the form's fields, then the core's own pure budget rules):
+        # Slack gives 3 s, and users.info and the database can take longer.
         try:
-            grant = ctx.admin()
             spec = spec_from_view(view["state"]["values"], safe_locale(meta.get("l")))
-            if grant.account.id != meta.get("a"):
-                raise InvalidInput("This channel now belongs to another account; open the form again.")
-            status = deps.billing.set_budget(grant.account.id, spec, actor=who.actor, now=ctx.now)
+            _validate_budget(spec)
         except BillingError as error:
             block = FIELD_OF.get(error.field or "", Block.BUDGET_NAME)
             shown = f"{error.message} Try: {error.hint}" if error.hint else error.message
             ack(response_action="errors", errors={block: shown[:150]})
             return
         ack()
-        text = (f"Budget *{status.name}* set to {reader_for(grant).money(status.amount, status.currency)} "
-                f"({status.scope}, alerts at {', '.join(f'{t}%' for t in status.thresholds)}) by <@{who.user}>.")
-        after_ack(ctx, lambda: Reply(client, who, public=grant.public, respond=None).send(done_message(text)))
+        who = Who(body["team"]["id"] if body.get("team") else body["user"]["team_id"], body["user"]["id"],
+                  meta.get("c"))
+        ctx = Ctx(deps, client, who)
+        after_ack(ctx, lambda: save_budget(ctx, spec, meta.get("a")))
