@@ -2,7 +2,10 @@
 
 1. Budget sweep: A accounts × 5 budgets (all usage, a resource, a deployment, a provider, a dimension) with a
    month of daily rollups each; times `Alerts.budget_sweep` (every budget's spend in its local period; median
-   of 5 warm runs) and one full threshold pass (sweep + rule + storing the alerts with their outbox rows).
+   of 5 warm runs), the sweep with the threshold rule applied to every budget, and the worker's whole
+   evaluation (`Alerts.evaluate`: every rule for every account — overdue, budgets, forecast, anomaly,
+   digest — storing the alerts with their outbox rows), first when everything is new, then the run after,
+   when nothing is.
 2. Delivery: N alerts over C channels to the local fake Slack with its per-channel limit of 1 message/s;
    reports messages per second and the 429s Slack had to send (goal: none — we pace ourselves).
 
@@ -67,6 +70,19 @@ def _seed_budgets(db: Database, accounts: int) -> int:
     return accounts * 5
 
 
+def bench_evaluate(db: Database) -> tuple[float, float, int]:
+    """Seconds of the first full evaluation (alerts created), of the next one (nothing new), and alerts made."""
+    alerts = Alerts(db)
+    started = time.perf_counter()
+    first = alerts.evaluate(NOW)
+    first_s = time.perf_counter() - started
+    started = time.perf_counter()
+    again = alerts.evaluate(NOW)
+    again_s = time.perf_counter() - started
+    assert first.created > 0 and again.created == 0, (first, again)
+    return first_s, again_s, first.created
+
+
 def bench_sweep(db: Database, accounts: int) -> tuple[int, float, float]:
     budgets = _seed_budgets(db, accounts)
     alerts = Alerts(db)
@@ -126,9 +142,10 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
     args = parser.parse_args()
-    print("| database | budgets | sweep (median) | sweep + threshold rule | delivery msg/s "
+    print(f"| database | budgets | sweep (median) | sweep + threshold rule | full evaluation of {args.accounts:,} "
+          "accounts: first / next | delivery msg/s "
           f"({args.alerts} alerts, {args.channels} channels, fake limit 1/s/channel) | 429s received |")
-    print("|---|---|---|---|---|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for kind in ("sqlite", "postgresql"):
         if args.only and args.only != kind:
             continue
@@ -140,9 +157,10 @@ def main() -> None:
         try:
             upgrade(db)
             budgets, sweep_s, total_s = bench_sweep(db, args.accounts)
+            first_s, again_s, created = bench_evaluate(db)
             rate, throttled = bench_delivery(db, args.alerts, args.channels)
-            print(f"| {kind} | {budgets:,} | {sweep_s * 1000:.0f} ms | {total_s * 1000:.0f} ms | {rate:.2f} | "
-                  f"{throttled} |")
+            print(f"| {kind} | {budgets:,} | {sweep_s * 1000:.0f} ms | {total_s * 1000:.0f} ms | "
+                  f"{first_s:.1f} s ({created:,} alerts) / {again_s:.1f} s | {rate:.2f} | {throttled} |")
         finally:
             db.dispose()
             if schema:
