@@ -95,6 +95,18 @@ def test_overview_with_its_chart_in_the_thread(browser: Any, sandbox: Sandbox) -
     assert "Outstanding" in page.locator("#feed").inner_text()
 
 
+def test_overdue_invoices_are_listed_with_their_badge_and_what_is_due(browser: Any, sandbox: Sandbox) -> None:
+    page = open_page(browser, sandbox)
+    type_command(page, "/billing invoices overdue")
+    answer = page.locator("#feed .msg", has_text="INV-0003").last
+    answer.wait_for()
+    shown = answer.inner_text()
+    assert "overdue" in shown.lower()
+    assert "INV-0004" not in shown and "INV-0002" not in shown  # the demo's paid and pending ones are not listed
+    answer.scroll_into_view_if_needed()
+    shot(page, "invoices-overdue")
+
+
 def test_invoice_filter_modal_shows_the_bots_validation_error(browser: Any, sandbox: Sandbox) -> None:
     page = open_page(browser, sandbox)
     type_command(page, "/billing invoices")
