@@ -100,10 +100,12 @@ def test_anomaly_baseline_is_weekday_aware() -> None:
     assert found is not None and Decimal(found.payload["expected"]) == 100
 
 
-def test_weekly_digest_is_due_on_monday_from_nine_local() -> None:
+def test_weekly_digest_is_due_from_monday_nine_local_for_the_rest_of_its_week() -> None:
     assert rules.digest_due(datetime(2026, 11, 23, 8, 59)) is None
     assert rules.digest_due(datetime(2026, 11, 23, 9, 0)) == date(2026, 11, 23)
-    assert rules.digest_due(datetime(2026, 11, 24, 10, 0)) is None
+    assert rules.digest_due(datetime(2026, 11, 24, 10, 0)) == date(2026, 11, 23)  # missed on Monday: catch up
+    assert rules.digest_due(datetime(2026, 11, 29, 23, 59)) == date(2026, 11, 23)
+    assert rules.digest_due(datetime(2026, 11, 30, 8, 59)) is None  # a new week, not due yet
 
 
 def test_quiet_hours_hold_alerts_until_the_local_morning() -> None:
@@ -245,7 +247,7 @@ def test_a_muted_rule_is_recorded_but_not_queued(db: Database) -> None:
     _setup(db, "UTC", "acme", "C_FIN")
     alerts = Alerts(db)
     alerts.mute("overdue", "C_FIN", actor="test", now=f.T0)
-    alerts.evaluate(datetime(2026, 11, 17, 9, tzinfo=UTC))  # a Tuesday: no weekly digest either
+    alerts.evaluate(datetime(2026, 11, 16, 8, tzinfo=UTC))  # Monday before 09:00: no weekly digest yet
     assert [a.status for a in _alerts(db, "overdue")] == ["muted"]
     with db.unit_of_work() as s:
         assert s.scalar(select(func.count(AlertDelivery.id))) == 0
@@ -255,7 +257,7 @@ def test_routes_send_a_kind_to_its_channel(db: Database) -> None:
     account_id = _setup(db, "UTC", "acme", "C_FIN")
     alerts = Alerts(db)
     alerts.set_route(account_id, "overdue", "C_AR", actor="test", now=f.T0)
-    alerts.evaluate(datetime(2026, 11, 17, 9, tzinfo=UTC))
+    alerts.evaluate(datetime(2026, 11, 16, 8, tzinfo=UTC))  # the day after due, before the digest
     assert [a.channel for a in _alerts(db, "overdue")] == ["C_AR"]
     status = alerts.status(account_id)
     assert status.default_channel == "C_FIN" and status.routes[0].channel == "C_AR" and status.pending == 1
@@ -359,10 +361,13 @@ def test_a_month_of_daily_usage_fires_forecast_anomaly_and_digest_once_each_in_t
             if alert.id not in before:
                 fired.setdefault((alert.channel or "", alert.rule), []).append(moment)
     at = lambda d, h: datetime(2026, *d, h, 30, tzinfo=UTC)  # noqa: E731
-    assert fired[("C_BER", "digest")] == [at((10, 26), 10), at((11, 2), 10), at((11, 9), 10), at((11, 16), 10)]
-    # New York: 10:30 UTC is before 09:00 local on every Monday, and 04:30 UTC Tuesday is still Monday evening
-    # only once the clocks went back on 1 November — so its first digest in this schedule is on 2 November's.
-    assert fired[("C_NY", "digest")] == [at((11, 3), 4), at((11, 10), 4), at((11, 17), 4)]
+    # The first run (Sunday 25 October) posts the week of 19 October's digest, missed before the walk began.
+    assert fired[("C_BER", "digest")] == [at((10, 25), 4), at((10, 26), 10), at((11, 2), 10), at((11, 9), 10),
+                                          at((11, 16), 10)]
+    # New York: 10:30 UTC is before 09:00 local on every Monday, so each week's digest is caught up at the next
+    # run, 04:30 UTC Tuesday: Tuesday 00:30 local in October, Monday 23:30 once the clocks went back.
+    assert fired[("C_NY", "digest")] == [at((10, 25), 4), at((10, 27), 4), at((11, 3), 4), at((11, 10), 4),
+                                         at((11, 17), 4)]
     assert fired[("C_BER", "anomaly")] == [at((11, 12), 4)] and fired[("C_NY", "anomaly")] == [at((11, 12), 10)]
     for channel in zones:
         forecasts = fired[(channel, "forecast")]
@@ -372,6 +377,22 @@ def test_a_month_of_daily_usage_fires_forecast_anomaly_and_digest_once_each_in_t
     with db.unit_of_work() as s:
         drivers = s.scalars(select(Alert.payload).where(Alert.rule == "anomaly")).first()
         assert drivers is not None and drivers["drivers"][0]["name"] == "resource cpu"
+
+
+def test_a_worker_down_all_monday_posts_that_weeks_digest_once_later_in_the_week(db: Database) -> None:
+    _setup(db, "Europe/Berlin", "acme", "C_FIN")
+    deps = WorkerDeps.build(db, token="xoxb-test", api_url="http://127.0.0.1:9/", clock=wall_clock)
+    posted: dict[datetime, list[str]] = {}
+    # Back on Tuesday 24 November at 08:00 UTC (09:00 in Berlin), then every few hours until Monday 30 at 07:00.
+    for moment in [datetime(2026, 11, 24, 8, tzinfo=UTC) + timedelta(hours=h) for h in range(0, 144, 5)]:
+        before = {a.id for a in _alerts(db, "digest")}
+        with freeze_time(moment):
+            evaluate_alerts(deps)
+        posted[moment] = [a.period for a in _alerts(db, "digest") if a.id not in before]
+    assert {m: p for m, p in posted.items() if p} == {datetime(2026, 11, 24, 8, tzinfo=UTC): ["2026-11-23"]}
+    with freeze_time(datetime(2026, 11, 30, 8, tzinfo=UTC)):  # Monday 09:00 in Berlin: the next week's, on time
+        evaluate_alerts(deps)
+    assert [a.period for a in _alerts(db, "digest")] == ["2026-11-23", "2026-11-30"]
 
 
 def test_reminder_days_are_configurable_for_the_worker(db: Database) -> None:

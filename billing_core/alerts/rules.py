@@ -38,7 +38,7 @@ FORECAST_CLEAR_MARGIN = Decimal("0.05")  # "back on track" only when the high bo
 ANOMALY_RATIO = Decimal("1.5")  # a day at 1.5 × its expected cost…
 ANOMALY_SIGMAS = Decimal(3)  # …and 3 robust standard deviations above it
 ANOMALY_MIN_WEEKS = 3  # same-weekday samples needed before a baseline is trusted
-DIGEST_HOUR = 9  # Monday 09:00 local
+DIGEST_HOUR = 9  # from Monday 09:00 local
 
 
 @dataclass(frozen=True)
@@ -241,10 +241,14 @@ def anomaly_candidate(history: Sequence[DailyCost], day: date) -> Candidate | No
 
 
 def digest_due(local_now: datetime) -> date | None:
-    """The Monday whose digest is due at `local_now` (Monday from 09:00 local), else None."""
-    if local_now.weekday() == 0 and local_now.hour >= DIGEST_HOUR:
-        return local_now.date()
-    return None
+    """The Monday of `local_now`'s ISO week once its digest is due (from Monday 09:00 local), else None.
+
+    Due for the rest of the week, not only on Monday: a worker down all Monday still posts it when it is back.
+    The key holds the Monday, so it is posted once per week however often this says it is due.
+    """
+    if local_now.weekday() == 0 and local_now.hour < DIGEST_HOUR:
+        return None
+    return local_now.date() - timedelta(days=local_now.weekday())
 
 
 def digest_candidate(monday: date, last_week: Sequence[DailyCost], week_before: Sequence[DailyCost], *,

@@ -113,7 +113,7 @@ class Alerts:
         if anomaly:
             yield anomaly
         monday = rules.digest_due(now.astimezone(ZoneInfo(account.timezone)))
-        if monday:
+        if monday and not self._digest_stored(account, monday):  # due all week: build it only until it is stored
             yield self._digest(account, now, monday)
 
     def _overdue_invoices(self, account: AccountInfo, now: datetime) -> list[InvoiceSummary]:
@@ -156,6 +156,11 @@ class Alerts:
                     if row.key != NONE_LABEL:  # "deployment (none)" explains nothing
                         into[f"{group} {row.key}"] = row.cost
         return rules.top_movers(now_cost, old_cost)
+
+    def _digest_stored(self, account: AccountInfo, monday: date) -> bool:
+        with self.db.unit_of_work() as s:
+            return s.scalar(select(Alert.id).where(Alert.rule == "digest", Alert.subject == f"{account.id}/account",
+                                                   Alert.period == monday.isoformat())) is not None
 
     def _digest(self, account: AccountInfo, now: datetime, monday: date) -> Candidate:
         last = Period(monday - timedelta(days=7), monday, "last week")
