@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from billing_core.errors import InvalidInput
+from billing_core.errors import InvalidInput, NotFound
 from billing_core.tenancy import Role
 from bot.handlers.base import Ctx
 from bot.parsing import parse_member
@@ -29,7 +29,11 @@ def unlink(ctx: Ctx, args: tuple[str, ...]) -> None:
     if args:
         raise InvalidInput("`/billing unlink` takes no options.", hint="/billing unlink")
     ctx.deps.access.require_workspace_admin(ctx.client, ctx.who)
-    ctx.deps.tenancy.unlink_channel(ctx.who.workspace, ctx.who.channel or "", actor=ctx.who.actor, now=ctx.now)
+    try:
+        ctx.deps.tenancy.unlink_channel(ctx.who.workspace, ctx.who.channel or "", actor=ctx.who.actor, now=ctx.now)
+    except NotFound as error:  # say what would help here: this channel has nothing to unlink
+        raise NotFound(error.message, hint="`/billing link acme-corp` links it (`/billing access` lists the "
+                                            "accounts).") from None
     ctx.private().private(done_message("This channel is no longer linked; answers here are private again."))
 
 
