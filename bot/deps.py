@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from billing_core.alerts.service import Alerts
 from billing_core.db.engine import Database
 from billing_core.service import Billing
 from billing_core.sources.webhooks import WebhookReceiver
 from billing_core.tenancy import Tenancy
 from bot.access import Access
 from bot.config import Settings
+from bot.jobs.webhooks import WebhookTargets
 from bot.render import Renderer
 
 
@@ -41,9 +44,17 @@ class Deps:
 
     @classmethod
     def build(cls, settings: Settings, *, db: Database | None = None,
-              clock: Callable[[], datetime] = wall_clock) -> Deps:
+              clock: Callable[[], datetime] = wall_clock, mirrors: WebhookTargets | None = None) -> Deps:
+        """`mirrors`: the alert web-hooks (default: read from the environment the way the worker reads them), so
+        the notices billing web-hooks queue here are mirrored like the worker's alerts."""
         database = db or Database(settings.database_url)
         tenancy = Tenancy(database)
-        return cls(settings=settings, db=database, billing=Billing(database), tenancy=tenancy,
+        billing = Billing(database)
+        receiver = None
+        if settings.webhook_secret:
+            targets = mirrors if mirrors is not None else WebhookTargets.from_env(os.environ)
+            receiver = WebhookReceiver(database, settings.webhook_secret,
+                                       Alerts(database, billing, mirrors=targets.mirrors))
+        return cls(settings=settings, db=database, billing=billing, tenancy=tenancy,
                    access=Access(tenancy, billing_admins=settings.billing_admins, clock=clock), clock=clock,
-                   webhooks=WebhookReceiver(database, settings.webhook_secret) if settings.webhook_secret else None)
+                   webhooks=receiver)

@@ -6,6 +6,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -82,18 +83,25 @@ class Hooks:
             return row
 
 
-@pytest.fixture
-def hooks(db: Database) -> Iterator[Hooks]:
-    with db.unit_of_work() as s:
-        acct = factories.account(s, "acme")
-        add_endpoint(s, provider="Helios", base_url="https://api.helios.example", token_env=None, account=acct,
-                     now=factories.T0)
+@contextmanager
+def served(db: Database) -> Iterator[Hooks]:
+    """The web app built as `billing-bot web` builds it (the rest of its settings from the environment)."""
     settings = Settings(signing_secret="slack-secret", bot_token="xoxb-x", api_url="http://127.0.0.1:9/",
                         webhook_secret=SECRET)
     deps = Deps.build(settings, db=db)
     app = wsgi_app(build_app(settings, deps), deps)
     with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://bot.test") as http:
         yield Hooks(http, db, Webhook(SECRET))
+
+
+@pytest.fixture
+def hooks(db: Database) -> Iterator[Hooks]:
+    with db.unit_of_work() as s:
+        acct = factories.account(s, "acme")
+        add_endpoint(s, provider="Helios", base_url="https://api.helios.example", token_env=None, account=acct,
+                     now=factories.T0)
+    with served(db) as hooks:
+        yield hooks
 
 
 def test_invoice_then_payment_settles_the_invoice(hooks: Hooks) -> None:
@@ -125,6 +133,24 @@ def test_paid_before_created_ends_paid(hooks: Hooks, kind: str, late: str) -> No
     assert settled.status == InvoiceStatus.PAID.value
     assert (settled.amount_paid, settled.amount_due) == (Decimal("1663.02"), Decimal(0))
     assert hooks.notices() == [("payment", "confirmed")]  # no "invoice issued" after "payment received"
+
+
+def test_event_notices_are_mirrored_to_the_alert_web_hooks_like_every_alert(
+        hooks: Hooks, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", "https://alerts.example/hook")
+    monkeypatch.setenv("ALERT_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("ALERT_SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/x")
+    hooks.route("C_FINANCE")
+    with served(hooks.db) as web:  # the web process started with the worker's mirror settings
+        assert web.send("invoice.created", INVOICE).status_code == 200
+        assert web.send("payment.succeeded", PAYMENT).status_code == 200
+    with hooks.db.unit_of_work() as s:
+        queued = sorted((rule, purpose, channel) for rule, purpose, channel in s.execute(
+            select(Alert.rule, AlertDelivery.purpose, AlertDelivery.channel)
+            .join(Alert, Alert.id == AlertDelivery.alert_id)))
+    assert queued == [(rule, purpose, channel) for rule in ("invoice", "payment")
+                      for purpose, channel in (("alert", "C_FINANCE"), ("incoming", "incoming"),
+                                               ("webhook", "webhook"))]
 
 
 def test_a_payment_before_its_invoice_is_refused_for_a_retry_and_then_applies(hooks: Hooks) -> None:

@@ -161,10 +161,11 @@ EVENTS: dict[str, Callable[[_Event], _Effect]] = {
 
 
 class WebhookReceiver:
-    def __init__(self, db: Database, secret: str, alerts: Alerts | None = None) -> None:
+    def __init__(self, db: Database, secret: str, alerts: Alerts) -> None:
+        """`alerts` queues the notices: built with the process's alert mirrors, so they reach them too."""
         self.db = db
         self.webhook = Webhook(secret)
-        self.alerts = alerts or Alerts(db)
+        self.alerts = alerts
 
     def receive(self, body: bytes, headers: Mapping[str, str], *, now: datetime) -> WebhookResult:
         """Verify, parse and apply one delivery (exactly once per webhook-id)."""
