@@ -201,9 +201,11 @@ def alerts_worker(deps: Deps, client: WebClient) -> Stop:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from bot.jobs.scheduler import WorkerDeps, schedule
+    from bot.jobs.webhooks import WebhookTargets
 
+    # The same alert mirrors as the web process (bot.deps), so what its web-hook notices queue is delivered.
     worker = WorkerDeps.build(deps.db, token=deps.settings.bot_token, api_url=deps.settings.api_url,
-                              clock=deps.clock)
+                              clock=deps.clock, webhooks=WebhookTargets.from_env(os.environ))
     if not worker.leadership.try_acquire():
         log.warning("another billing-bot worker leads for this database: the sandbox runs without its own")
         return lambda: None
