@@ -195,7 +195,7 @@ class Billing:
 
     def set_budget(self, ref: str | int, spec: BudgetSpec, *, actor: str, now: datetime) -> BudgetStatus:
         """Create or replace the budget named `spec.name` (audited)."""
-        _validate_budget(spec)
+        validate_budget(spec)
         with self.db.unit_of_work() as s:
             account = queries.get_account(s, ref)
             budget = s.scalar(select(Budget).where(Budget.account_id == account.id, Budget.name == spec.name))
@@ -263,7 +263,8 @@ def _budget_snapshot(budget: Budget) -> dict[str, object]:
             "thresholds": budget.thresholds, "alert_channel": budget.alert_channel}
 
 
-def _validate_budget(spec: BudgetSpec) -> None:
+def validate_budget(spec: BudgetSpec) -> None:
+    """The budget rules that need no database: a form checks them before its ack, `set_budget` again on save."""
     if not spec.name.strip() or len(spec.name) > 120:
         raise InvalidInput("A budget needs a name of at most 120 characters.", hint="e.g. monthly-total", field="name")
     parse_amount(spec.amount, field="amount")

@@ -30,6 +30,8 @@ class Deps:
     billing: Billing
     tenancy: Tenancy
     access: Access
+    #: The web process's alert service (test alerts, buttons, web-hook notices), mirrored like the worker's.
+    alerts: Alerts
     clock: Callable[[], datetime] = wall_clock
     webhooks: WebhookReceiver | None = None  # None until BILLING_WEBHOOK_SECRET is set
     #: Slow work after the ack (charts, PDFs, exports) runs here, so Bolt's listener threads stay free.
@@ -46,15 +48,13 @@ class Deps:
     def build(cls, settings: Settings, *, db: Database | None = None,
               clock: Callable[[], datetime] = wall_clock, mirrors: WebhookTargets | None = None) -> Deps:
         """`mirrors`: the alert web-hooks (default: read from the environment the way the worker reads them), so
-        the notices billing web-hooks queue here are mirrored like the worker's alerts."""
+        the notices billing web-hooks and test alerts queue here are mirrored like the worker's alerts."""
         database = db or Database(settings.database_url)
         tenancy = Tenancy(database)
         billing = Billing(database)
-        receiver = None
-        if settings.webhook_secret:
-            targets = mirrors if mirrors is not None else WebhookTargets.from_env(os.environ)
-            receiver = WebhookReceiver(database, settings.webhook_secret,
-                                       Alerts(database, billing, mirrors=targets.mirrors))
+        targets = mirrors if mirrors is not None else WebhookTargets.from_env(os.environ)
+        alerts = Alerts(database, billing, mirrors=targets.mirrors)
+        receiver = WebhookReceiver(database, settings.webhook_secret, alerts) if settings.webhook_secret else None
         return cls(settings=settings, db=database, billing=billing, tenancy=tenancy,
-                   access=Access(tenancy, billing_admins=settings.billing_admins, clock=clock), clock=clock,
-                   webhooks=receiver)
+                   access=Access(tenancy, billing_admins=settings.billing_admins, clock=clock), alerts=alerts,
+                   clock=clock, webhooks=receiver)

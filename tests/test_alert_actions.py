@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from billing_core.alerts.rules import AlertInfo
 from billing_core.alerts.service import Alerts
+from billing_core.db.alert_models import AlertDelivery
 from billing_core.db.models import AuditEntry
 from bot.ids import Action
 from bot.jobs.delivery import EVENT_TYPE, Deliverer, delivery_client
@@ -215,3 +216,12 @@ def test_an_alert_to_a_channel_without_the_bot_is_reported_and_can_be_retried_af
     bot.command("alerts route overdue off")
     bot.settle()
     assert "No undelivered alerts." in status_shown(bot)
+
+
+def test_a_test_alert_is_mirrored_to_the_alert_web_hook_like_every_alert(bot: BotHarness) -> None:
+    """The web process's one alert service carries the mirrors (bot.deps reads them like the worker)."""
+    bot.deps.alerts = Alerts(bot.db, bot.deps.billing, mirrors=("webhook",))
+    _, alert_id = post_test_alert(bot, "budget")
+    with bot.db.unit_of_work() as s:
+        purposes = set(s.scalars(select(AlertDelivery.purpose).where(AlertDelivery.alert_id == alert_id)))
+    assert purposes == {"alert", "webhook"}

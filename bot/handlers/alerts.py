@@ -41,7 +41,7 @@ USAGE = ("/billing alerts · /billing alerts route overdue #finance · /billing 
 
 
 def service(ctx: Ctx) -> Alerts:
-    return Alerts(ctx.deps.db, ctx.deps.billing)
+    return ctx.deps.alerts
 
 
 # --- /billing alerts ---------------------------------------------------------------------------------

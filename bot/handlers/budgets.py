@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 
 from billing_core.errors import BillingError, InvalidInput
 from billing_core.fmt import safe_locale
-from billing_core.service import BudgetSpec, _validate_budget
+from billing_core.service import BudgetSpec, validate_budget
 from bot.access import Who
 from bot.deps import Deps
 from bot.handlers.base import Ctx, after_ack, reader_for
@@ -112,7 +112,7 @@ def register(app: App, deps: Deps) -> None:
         # Slack gives 3 s, and users.info and the database can take longer.
         try:
             spec = spec_from_view(view["state"]["values"], safe_locale(meta.get("l")))
-            _validate_budget(spec)
+            validate_budget(spec)
         except BillingError as error:
             block = FIELD_OF.get(error.field or "", Block.BUDGET_NAME)
             shown = f"{error.message} Try: {error.hint}" if error.hint else error.message
