@@ -144,7 +144,8 @@ def test_cli_reconcile_exits_1_on_discrepancies_and_writes_the_csv(
 
 
 def test_slack_reconcile_of_a_matching_month_says_so(bot: BotHarness) -> None:
-    bot.command("reconcile")
+    ack = bot.command("reconcile")
+    assert "Working on it" in ack.text  # a scan of the month: the ack says the answer is coming
     bot.settle()
     answer = bot.fake.messages("C_FINANCE")[-1]
     expected = Billing(bot.db).reconcile("acme-corp", None, actor="test", now=bot.deps.clock())

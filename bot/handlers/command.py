@@ -33,7 +33,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "reconcile": reconcile.reconcile,
     "alerts": alerts.alerts,
 }
-SLOW = {"overview", "usage", "forecast", "export"}
+SLOW = {"overview", "usage", "forecast", "export", "reconcile"}  # charts, files or a scan of a period
 
 
 def run(ctx: Ctx, text: str) -> None:
