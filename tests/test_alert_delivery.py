@@ -28,14 +28,15 @@ from billing_core.db.models import Account, ChannelLink
 from billing_core.records import PaymentIn
 from billing_core.results import PaymentMethod, PaymentStatus
 from billing_core.service import Billing
-from bot.jobs.delivery import EVENT_TYPE, Deliverer, Tally, backoff, delivery_client
+from bot.jobs.delivery import CLAIM_LEASE, EVENT_TYPE, Deliverer, Tally, backoff, delivery_client
 from bot.jobs.scheduler import Leadership, WorkerDeps, schedule
 from bot.jobs.webhooks import WebhookTargets
 from bot.sandbox.fake_slack import FakeSlack
 from tests import factories as f
 from tests.conftest import PG_URL
 
-EVALUATED = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)  # a Tuesday: overdue alerts only, no weekly digest
+# A Monday, 08:00 in Berlin: overdue alerts only (the weekly digest is due from 09:00 for the rest of the week)
+EVALUATED = datetime(2026, 11, 16, 7, 0, tzinfo=UTC)
 
 
 def wall() -> datetime:
@@ -165,22 +166,22 @@ def paced(db: Database, fake: FakeSlack, hand: HandClock, *, lease: timedelta,
 
 def test_a_pass_that_outlasts_its_lease_leaves_to_another_worker_what_it_took_over(
         db: Database, fake: FakeSlack) -> None:
-    seed(db, invoices=3)  # one channel: the pass paces 1.1 s per message, the claims last 2 s
+    seed(db, invoices=6)  # one channel: the pass paces 1.1 s per message, so it reaches the 6th after 5.5 s
     Alerts(db).evaluate(EVALUATED)
-    lease, hand = timedelta(seconds=2), HandClock(wall())
+    hand = HandClock(wall())
     start, second = hand.now, paced(db, fake, hand, lease=timedelta(seconds=2))
     taken: list[Tally] = []
 
     def pacing(seconds: float) -> None:
         hand.sleep(seconds)
-        if hand.now - start > lease and not taken:  # the first pass's third claim has lapsed meanwhile
+        if hand.now - start > CLAIM_LEASE and not taken:  # the pass's claim on the 6th lapsed meanwhile
             taken.append(second.run_once())
 
-    tally = paced(db, fake, hand, lease=lease, sleep=pacing).run_once()
+    tally = paced(db, fake, hand, lease=timedelta(seconds=2), sleep=pacing).run_once()
     assert [(t.sent, t.found) for t in taken] == [(1, 0)]  # the second worker posted the lapsed one…
-    assert (tally.sent, tally.lost) == (2, 1)  # …and the first one let it go instead of posting it again
+    assert (tally.sent, tally.lost) == (5, 1)  # …and the first one let it go instead of posting it again
     posted = alert_ids_posted(fake, "C_FINANCE")
-    assert len(posted) == 3 and set(posted.values()) == {1}
+    assert len(posted) == 6 and set(posted.values()) == {1}
     assert Alerts(db).pending_count() == 0
 
 

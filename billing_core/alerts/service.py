@@ -371,8 +371,10 @@ class Alerts:
 
     # --- the outbox --------------------------------------------------------------------------------
 
-    def claim_due(self, now: datetime, *, limit: int = 50, alert_id: int | None = None) -> list[Delivery]:
-        """Claim due deliveries (pending, or sending with an expired lease) for `self.lease`; oldest first."""
+    def claim_due(self, now: datetime, *, limit: int = 50, alert_id: int | None = None,
+                  lease: timedelta | None = None) -> list[Delivery]:
+        """Claim due deliveries (pending, or sending with an expired lease) for `lease` (default `self.lease`);
+        oldest first. A sender that renews each claim before using it (`renew_claim`) may claim for less."""
         with self.db.unit_of_work() as s:
             stmt = select(AlertDelivery).where(AlertDelivery.state.in_(("pending", "sending")),
                                                AlertDelivery.next_attempt_at <= now)
@@ -383,12 +385,13 @@ class Alerts:
                      for q in s.scalars(select(QuietHours).where(QuietHours.channel.in_({r.channel for r in rows})))}
             claimed = []
             for row in rows:
-                job = self._claim(s, row, quiet.get(row.channel), now)
+                job = self._claim(s, row, quiet.get(row.channel), now, lease or self.lease)
                 if job is not None:
                     claimed.append(job)
             return claimed
 
-    def _claim(self, s: Session, row: AlertDelivery, quiet: Quiet | None, now: datetime) -> Delivery | None:
+    def _claim(self, s: Session, row: AlertDelivery, quiet: Quiet | None, now: datetime,
+               lease: timedelta) -> Delivery | None:
         alert = s.get(Alert, row.alert_id)
         assert alert is not None
         wait_until = in_quiet_hours(quiet, now) if quiet and not alert.is_test else None
@@ -407,7 +410,7 @@ class Alerts:
         won = s.execute(update(AlertDelivery).where(
             AlertDelivery.id == row.id, AlertDelivery.state == row.state,
             AlertDelivery.next_attempt_at == row.next_attempt_at, AlertDelivery.attempts == row.attempts,
-        ).values(state="sending", attempts=row.attempts + 1, next_attempt_at=now + self.lease, ambiguous=ambiguous)
+        ).values(state="sending", attempts=row.attempts + 1, next_attempt_at=now + lease, ambiguous=ambiguous)
             .execution_options(synchronize_session=False))
         if won.rowcount != 1:  # type: ignore[attr-defined]
             return None

@@ -10,9 +10,10 @@ Contract:
   else gives up after `MAX_ATTEMPTS`. The WebClient used here has NO retry handlers: a blind SDK retry after
   a dropped connection is exactly how duplicates happen, so every retry goes through the outbox.
 - At most one message per second per channel from this process (the worker is the only sender).
-- A pass claims up to 50 entries, and its pacing and uploads may outlast their lease, so each claim is renewed
-  right before every Slack call that could post it; a claim another worker took over after it lapsed is let go
-  ("lost"), never sent a second time. The lease only has to cover one call.
+- A pass claims up to 50 entries, and its pacing and uploads may outlast any lease, so each claim is renewed
+  (for `Alerts.lease`) right before every Slack call that could post it; a claim another worker took over after
+  it lapsed is let go ("lost"), never sent a second time. So the renewal only has to cover one call, and the
+  pass claims for just `CLAIM_LEASE`: a worker killed mid-pass strands what it had not reached yet for seconds.
 - After an alert is posted, its chart (forecast, anomaly, digest) or document (an issued invoice's PDF) is
   uploaded into its thread, best effort.
 - Mirrors (`bot.jobs.webhooks`: signed JSON, Slack incoming web-hooks) go through the same outbox and rules.
@@ -50,6 +51,7 @@ EVENT_TYPE = "billing_alert"
 CHANNEL_GAP_S = 1.1  # Slack allows about one message per second per channel; a margin for clock jitter
 HISTORY_LIMIT = 200
 MAX_BACKOFF_S = 300.0
+CLAIM_LEASE = timedelta(seconds=5)  # reserves a pass's entries until it reaches them; renewed before each call
 PERMANENT = frozenset({"channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "account_inactive",
                        "token_revoked", "missing_scope", "invalid_blocks", "msg_too_long", "no_text",
                        "restricted_action", "thread_not_found"})
@@ -130,7 +132,7 @@ class Deliverer:
     def run_once(self, *, alert_id: int | None = None) -> Tally:
         """Claim what is due now and deliver it; returns what happened."""
         tally = Tally()
-        for job in interleave(self.alerts.claim_due(self.clock(), alert_id=alert_id)):
+        for job in interleave(self.alerts.claim_due(self.clock(), alert_id=alert_id, lease=CLAIM_LEASE)):
             tally.add(self.deliver(job))
         return tally
 
