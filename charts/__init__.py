@@ -7,6 +7,7 @@ pyplot's global state, so rendering is safe from the bot's worker threads.
 """
 
 from charts.render import (
+    alt_text_breakdown,
     alt_text_cost_trend,
     alt_text_forecast,
     alt_text_usage,
@@ -18,6 +19,7 @@ from charts.render import (
 )
 
 __all__ = [
+    "alt_text_breakdown",
     "alt_text_cost_trend",
     "alt_text_forecast",
     "alt_text_usage",

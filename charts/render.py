@@ -218,6 +218,13 @@ def alt_text_usage(summary: UsageSummary, *, locale: str | None = None) -> str:
             f"{fmt.money(summary.total_cost, currency, locale)}" + (f"; largest: {top}." if top else "."))[:1000]
 
 
+def alt_text_breakdown(rows: Sequence[BreakdownRow], *, currency: str, title: str, locale: str | None = None) -> str:
+    if not rows:
+        return f"{title}: no usage in this period."
+    parts = ", ".join(f"{r.key} {fmt.money(r.cost, currency, locale)}" for r in rows[:5])
+    return f"Bar chart, {title}: {parts}{' and more' if len(rows) > 5 else ''}."[:1000]
+
+
 def alt_text_forecast(projection: Projection, *, budget: Decimal | None = None, locale: str | None = None) -> str:
     c = projection.currency
     text = (f"Line chart of cumulative spend in {projection.period.label}: "

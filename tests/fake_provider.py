@@ -10,6 +10,7 @@ first N requests (or all), 429 with Retry-After, a required bearer token. Every 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -113,10 +114,8 @@ class FakeProvider:
 
     def _met(self, rendezvous: threading.Barrier, *, first: bool) -> bool:
         if first:
-            try:
+            with contextlib.suppress(threading.BrokenBarrierError):  # broken: it says so just below
                 rendezvous.wait(timeout=3)
-            except threading.BrokenBarrierError:
-                pass
         return not rendezvous.broken
 
     def _route(self, path: str, q: dict[str, str]) -> tuple[int, Any]:

@@ -188,6 +188,11 @@ def test_invoice_detail_then_pdf_and_csv_land_in_its_thread_and_agree_with_the_l
     assert sum(Decimal(r["amount"]) for r in rows if r["kind"] == "line") == detail.subtotal
     summary = {r["description"]: Decimal(r["amount"]) for r in rows if r["kind"] == "summary"}
     assert summary["total"] == detail.summary.total and summary["amount_due"] == detail.summary.amount_due
+    # The period's cost per resource as bars, with alt text naming the largest.
+    chart = uploads["INV-0003-usage.png"]
+    assert chart.content.startswith(b"\x89PNG")
+    top = usage.by_resource[0]
+    assert chart.alt_txt and f"{top.key} {money(top.cost, 'USD', 'en_US')}" in chart.alt_txt
 
 
 def test_receipt_button_on_a_paid_invoice(bot: BotHarness) -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import threading
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from matplotlib.image import imread
 
 import charts
 from billing_core import fmt
-from billing_core.results import DailyCost
+from billing_core.results import BreakdownRow, DailyCost
 from charts.render import colour_for
 
 DAYS = [DailyCost(date(2026, 10, 24) + timedelta(days=i), Decimal(100 + 10 * (i % 7))) for i in range(30)]
@@ -39,7 +42,21 @@ def test_alt_text_states_the_total_in_the_readers_format() -> None:
 
 def test_resource_colours_are_fixed_and_other_groups_stable() -> None:
     assert colour_for("gpu") == charts.render.RESOURCE_COLOURS["gpu"]
-    assert colour_for("api-prod") == colour_for("api-prod")
+    # A group without a fixed colour gets one from its name: the same in every process (not Python's salted
+    # hash), so a deployment keeps its colour from one chart to the next.
+    script = "from charts.render import colour_for; print(colour_for('api-prod'))"
+    elsewhere = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                               cwd=Path(__file__).parents[1])
+    assert elsewhere.stdout.strip() == colour_for("api-prod")
+    assert len({colour_for(name) for name in ("api-prod", "batch", "web", "etl")}) > 1
+
+
+def test_breakdown_bars_are_preview_sized_with_the_largest_named_in_the_alt_text() -> None:
+    rows = [BreakdownRow(key, Decimal(cost), Decimal(cost) / Decimal(600)) for key, cost in
+            (("gpu", "310.50"), ("cpu", "189.25"), ("storage", "100.25"))]
+    assert size(charts.breakdown_png(rows, currency="USD", title="INV-0003: cost by resource")) == (800, 400)
+    text = charts.alt_text_breakdown(rows, currency="EUR", title="cost by resource", locale="de_DE")
+    assert text.startswith("Bar chart, cost by resource: gpu 310,50") and "storage 100,25" in text
 
 
 def test_renders_concurrently_from_worker_threads() -> None:

@@ -61,8 +61,17 @@ def invoice(ctx: Ctx, args: tuple[str, ...]) -> None:
     period = custom_period(detail.summary.period_start, max(detail.summary.period_start, detail.summary.period_end))
     usage = ctx.deps.billing.usage(grant.account.id, period, group_by="resource")
     outages = ctx.deps.billing.provider_outages(grant.account.id)
-    ctx.reply(grant, in_thread=ctx.message_ts is not None).send(invoice_message(detail, reader_for(grant),
-                                                                                usage=usage, staleness=outages))
+    reader = reader_for(grant)
+    reply = ctx.reply(grant, in_thread=ctx.message_ts is not None)
+    posted = reply.send(invoice_message(detail, reader, usage=usage, staleness=outages))
+    if usage.by_resource:  # the period's cost per resource as bars, beside the lines that bill it
+        title = f"{detail.summary.number}: cost by resource, {usage.period.label}"
+        currency = grant.account.currency
+        png = ctx.deps.render(charts.breakdown_png, usage.by_resource, currency=currency, title=title,
+                              locale=reader.locale)
+        reply.file(posted, filename=f"{detail.summary.number}-usage.png", content=png, title=title,
+                   alt_text=charts.alt_text_breakdown(usage.by_resource, currency=currency, title=title,
+                                                      locale=reader.locale))
 
 
 def usage(ctx: Ctx, args: tuple[str, ...]) -> None:
