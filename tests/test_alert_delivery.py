@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -19,9 +20,11 @@ from pathlib import Path
 import pytest
 from apscheduler.schedulers.blocking import BlockingScheduler
 from slack_sdk import WebClient
+from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
 from billing_core.alerts.service import LEASE, Alerts
+from billing_core.db.alert_models import AlertDelivery
 from billing_core.db.engine import Database
 from billing_core.db.ingest import upsert_invoice, upsert_payment
 from billing_core.db.models import Account, ChannelLink
@@ -32,6 +35,7 @@ from bot.jobs.delivery import CLAIM_LEASE, EVENT_TYPE, Deliverer, Tally, backoff
 from bot.jobs.scheduler import Leadership, WorkerDeps, schedule
 from bot.jobs.webhooks import WebhookTargets
 from bot.sandbox.fake_slack import FakeSlack
+from bot.sandbox.fake_state import Call
 from tests import factories as f
 from tests.conftest import PG_URL
 
@@ -328,6 +332,94 @@ def test_two_worker_processes_one_leads_and_the_standby_takes_over_when_it_is_ki
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+CHANNELS = ("C_FINANCE", "C_ENG", "C_GENERAL")
+
+
+def seed_channels(db: Database, *, per_channel: int) -> list[int]:
+    """One account per channel, each with `per_channel` overdue invoices; returns the account ids."""
+    ids = []
+    with db.unit_of_work() as s:
+        for n, channel in enumerate(CHANNELS):
+            acct = f.account(s, f"acct{n}", tz="Europe/Berlin")
+            s.add(ChannelLink(workspace="T1", channel=channel, account_id=acct.id, linked_by="U1", linked_at=f.T0))
+            for i in range(per_channel):
+                upsert_invoice(s, f.invoice(acct, f"c{n}-{i}", issue=date(2026, 11, 1), due=date(2026, 11, 10)),
+                               now=f.T0)
+            ids.append(acct.id)
+    return ids
+
+
+def slack_alert_ids(db: Database) -> set[int]:
+    with db.unit_of_work() as s:
+        return set(s.scalars(select(AlertDelivery.alert_id).where(AlertDelivery.purpose == "alert")))
+
+
+def delivery_states(db: Database) -> Counter[str]:
+    with db.unit_of_work() as s:
+        return Counter(s.scalars(select(AlertDelivery.state)))
+
+
+def posted_everywhere(fake: FakeSlack) -> Counter[int]:
+    return sum((alert_ids_posted(fake, channel) for channel in CHANNELS), Counter())
+
+
+def delivery_of(call: Call) -> int | None:
+    payload = (call.body.get("metadata") or {}).get("event_payload") or {}
+    return payload.get("delivery_id")
+
+
+@pytest.mark.slow
+def test_two_worker_processes_under_chaos_with_the_leader_killed_mid_delivery_post_every_alert_exactly_once(
+        db: Database, fake: FakeSlack, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """The acceptance test: two `billing-bot worker` processes on one PostgreSQL database, 30 % of Slack calls
+    failing (429 with Retry-After, 500 and dropped connections, before and after the call was carried out), the
+    leader SIGKILLed while it holds claims; the standby finishes, every alert is in its channel exactly once."""
+    if db.dialect != "postgresql":
+        pytest.skip("two workers need PostgreSQL's advisory-lock leader; SQLite runs a single worker")
+    accounts = seed_channels(db, per_channel=4)  # 12 alerts in 3 channels: ~4.4 s of pacing at best
+    Alerts(db).evaluate(wall())  # what the workers would queue themselves today, queued before they start
+    expected = slack_alert_ids(db)
+    assert len(expected) >= 12  # the overdue invoices (and this week's digests, when they are due)
+    fake.chaos(0.3, seed=11, retry_after=1)
+    url = f"{PG_URL}?options=-csearch_path%3D{request.getfixturevalue('pg_schema')}"
+    env = {**os.environ, "DATABASE_URL": url, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": fake.url}
+    logs = [tmp_path / f"worker-{i}.log" for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=env, cwd=Path(__file__).parents[1],
+                              stdout=subprocess.DEVNULL, stderr=log.open("w")) for log in logs]
+    try:
+        fake.wait_for(lambda: sum(posted_everywhere(fake).values()) >= 2, timeout=40, what="two alerts posted")
+        leaders = [i for i, log in enumerate(logs) if "leading" in log.read_text()]
+        assert len(leaders) == 1, [log.read_text() for log in logs]
+        procs[leaders[0]].kill()  # SIGKILL: no cleanup, its claims stay behind until their lease runs out
+        procs[leaders[0]].wait(timeout=10)
+        killed_at = time.time()  # the fake's clock: calls recorded from now on are the standby's
+        at_kill = delivery_states(db)
+        assert at_kill["sending"] > 0, f"the leader was killed holding no claim: {at_kill}"
+        fake.wait_for(lambda: Alerts(db).pending_count() == 0, timeout=LEASE.total_seconds() + 25,
+                      what="the standby to deliver everything")
+        standby = 1 - leaders[0]
+        assert "leading" in logs[standby].read_text()
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=10)
+    fake.chaos(0)
+    posted = posted_everywhere(fake)
+    assert set(posted) == expected == slack_alert_ids(db), "every alert, and nothing the test did not expect"
+    assert set(posted.values()) == {1}, f"posted twice: {[a for a, n in posted.items() if n > 1]}"
+    assert delivery_states(db) == Counter({"sent": len(expected)})  # nothing pending, nothing dead-lettered
+    assert not any(Alerts(db).status(a).dead for a in accounts)  # what `/billing alerts` would list
+    calls = fake.calls()
+    assert sum(c.status != 200 for c in calls) >= 3, "the fake really injected failures"
+    assert any(c.method == "conversations.history" and c.at > killed_at for c in calls), \
+        "the standby looked in the history before re-sending what the killed leader had claimed"
+    posts = [c for c in calls if c.method == "chat.postMessage"]
+    for i, call in enumerate(posts):
+        if call.status == 429:  # Retry-After (1 s) was honoured by whichever worker sent it next
+            again = next((c for c in posts[i + 1:] if delivery_of(c) == delivery_of(call)), None)
+            assert again is not None and again.at - call.at >= 1.0
 
 
 def test_quiet_hours_hold_an_alert_until_they_end(db: Database, fake: FakeSlack) -> None:
