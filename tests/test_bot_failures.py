@@ -34,13 +34,13 @@ def test_a_refusal_from_slack_is_explained_privately(bot: BotHarness) -> None:
 
 
 def test_a_failed_file_upload_is_reported_not_swallowed(bot: BotHarness) -> None:
-    bot.fake.fail_next("upload", status=500, times=2)  # one failure is retried; two are reported
     bot.command("invoice INV-0003")
     bot.settle()
     detail = bot.fake.messages("C_FINANCE")[-1]
     from bot.ids import Action
     from tests.test_bot_commands import buttons
 
+    bot.fake.fail_next("upload", status=500, times=2)  # one failure is retried; two are reported
     bot.click(Action.INVOICE_PDF, buttons(detail.blocks or [])[Action.INVOICE_PDF]["value"], message=detail)
     bot.settle()
     answer = bot.last_text()

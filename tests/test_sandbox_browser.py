@@ -147,7 +147,7 @@ def test_download_pdf_posts_the_invoice_pdf_into_the_thread(browser: Any, sandbo
     page.locator(".reply-btn").first.click()  # a person answers in the thread
     type_command(page, "Paid today, see the PDF")
     page.locator(".thread .msg", has_text="Paid today, see the PDF").wait_for()
-    assert "2 replies" in page.locator(".thread-count").first.inner_text()
+    assert "3 replies" in page.locator(".thread-count").first.inner_text()  # the usage chart, the PDF, the person
 
 
 def test_an_alert_from_the_worker_is_acknowledged_and_another_snoozed(browser: Any,
