@@ -14,6 +14,7 @@ from billing_core.service import Billing
 from billing_core.sources.webhooks import WebhookReceiver
 from billing_core.tenancy import Tenancy
 from bot.access import Access
+from bot.acks import AckGate
 from bot.config import Settings
 from bot.jobs.webhooks import WebhookTargets
 from bot.render import Renderer
@@ -39,6 +40,8 @@ class Deps:
     #: Home-tab chart uploads of the day per (workspace, user, account, day) → file id: a cache only (a miss
     #: re-uploads), kept per app so two apps in one process (tests, the sandbox) never share Slack file ids.
     home_charts: dict[tuple[str, str, int, str], str] = field(default_factory=dict)
+    #: Slack requests being acknowledged right now; after-ack work waits for them (see bot.acks).
+    acks: AckGate = field(default_factory=AckGate)
     #: Charts and PDFs render in worker processes (see bot.render), so they never hold up an ack.
     render: Renderer = field(default_factory=Renderer)
     #: Bolt runs listeners here; they only ack and hand off, so acks never wait behind slow work.

@@ -72,6 +72,7 @@ def same_account(grant: Grant, account_id: object) -> None:
 
 
 def guarded(ctx: Ctx, work: Callable[[], object]) -> None:
+    ctx.deps.acks.wait_for_quiet()  # acks first (bot.acks): the answer can wait a few ms, Slack's deadline can't
     try:
         work()
     except BaseException as error:
