@@ -32,6 +32,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     # The platform stops a web process with SIGTERM: leave through `finally`, so the render processes stop too
     # instead of outliving us as orphans.
     signal.signal(signal.SIGTERM, _exit_on_term)
+    deps.render.warm()
     try:
         serve(wsgi_app(app, deps), host=args.host, port=args.port)
     finally:

@@ -17,7 +17,10 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import ParamSpec, TypeVar
 
+import charts
+
 P = ParamSpec("P")
+RENDER_NICENESS = 10
 T = TypeVar("T")
 
 
@@ -40,8 +43,19 @@ class Renderer:
             if self._pool is None:
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(["charts", "billing_core.exports"])  # imported once, not per job
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+                # Nice 10: rendering is background work; on a busy machine the web process's acks get the CPU first.
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=os.nice,
+                                                 initargs=(RENDER_NICENESS,))
             return self._pool
+
+    def warm(self) -> None:
+        """Start the processes and draw a first chart in each, before the first request: spawning them and
+        loading matplotlib's fonts costs seconds of CPU that would otherwise land on the first burst's acks."""
+        if self.in_process:
+            return
+        pool = self.executor()
+        for started in [pool.submit(charts.warm_up) for _ in range(self.workers)]:
+            started.result()
 
     def shutdown(self) -> None:
         with self._lock:
