@@ -37,7 +37,6 @@ from bot.jobs.webhooks import WebhookTargets
 from bot.sandbox.fake_slack import FakeSlack
 from bot.sandbox.fake_state import Call
 from tests import factories as f
-from tests.conftest import PG_URL
 
 # A Monday, 08:00 in Berlin: overdue alerts only (the weekly digest is due from 09:00 for the rest of the week)
 EVALUATED = datetime(2026, 11, 16, 7, 0, tzinfo=UTC)
@@ -299,18 +298,23 @@ def test_the_jobs_are_registered_once_with_ids_and_catch_up_from_the_database(db
     assert deps.alerts.pending_count() == 0
 
 
+def start_two_workers(fake: FakeSlack, db_url: str, tmp_path: Path) -> tuple[list[subprocess.Popen[bytes]], list[Path]]:
+    """Two `billing-bot worker` processes on one database, each logging to its own file."""
+    env = {**os.environ, "DATABASE_URL": db_url, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": fake.url}
+    logs = [tmp_path / f"worker-{i}.log" for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=env, cwd=Path(__file__).parents[1],
+                              stdout=subprocess.DEVNULL, stderr=log.open("w")) for log in logs]
+    return procs, logs
+
+
 @pytest.mark.slow
 def test_two_worker_processes_one_leads_and_the_standby_takes_over_when_it_is_killed(
-        db: Database, fake: FakeSlack, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+        db: Database, fake: FakeSlack, db_url: str, tmp_path: Path) -> None:
     """`billing-bot worker` twice against one PostgreSQL database: one sends, the other stands by."""
     if db.dialect != "postgresql":
         pytest.skip("the advisory-lock leader is PostgreSQL's; SQLite runs a single worker")
     account_id = seed(db)
-    url = f"{PG_URL}?options=-csearch_path%3D{request.getfixturevalue('pg_schema')}"
-    env = {**os.environ, "DATABASE_URL": url, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": fake.url}
-    logs = [tmp_path / f"worker-{i}.log" for i in range(2)]
-    procs = [subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=env, cwd=Path(__file__).parents[1],
-                              stdout=subprocess.DEVNULL, stderr=log.open("w")) for log in logs]
+    procs, logs = start_two_workers(fake, db_url, tmp_path)
     try:
         fake.wait_for(lambda: bool(alert_ids_posted(fake, "C_FINANCE")), timeout=60, what="the first alert")
         fake.wait_for(lambda: Alerts(db).pending_count() == 0, timeout=30, what="an empty outbox")
@@ -372,7 +376,7 @@ def delivery_of(call: Call) -> int | None:
 
 @pytest.mark.slow
 def test_two_worker_processes_under_chaos_with_the_leader_killed_mid_delivery_post_every_alert_exactly_once(
-        db: Database, fake: FakeSlack, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+        db: Database, fake: FakeSlack, db_url: str, tmp_path: Path) -> None:
     """The acceptance test: two `billing-bot worker` processes on one PostgreSQL database, 30 % of Slack calls
     failing (429 with Retry-After, 500 and dropped connections, before and after the call was carried out), the
     leader SIGKILLed while it holds claims; the standby finishes, every alert is in its channel exactly once."""
@@ -383,11 +387,7 @@ def test_two_worker_processes_under_chaos_with_the_leader_killed_mid_delivery_po
     expected = slack_alert_ids(db)
     assert len(expected) >= 12  # the overdue invoices (and this week's digests, when they are due)
     fake.chaos(0.3, seed=11, retry_after=1)
-    url = f"{PG_URL}?options=-csearch_path%3D{request.getfixturevalue('pg_schema')}"
-    env = {**os.environ, "DATABASE_URL": url, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": fake.url}
-    logs = [tmp_path / f"worker-{i}.log" for i in range(2)]
-    procs = [subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=env, cwd=Path(__file__).parents[1],
-                              stdout=subprocess.DEVNULL, stderr=log.open("w")) for log in logs]
+    procs, logs = start_two_workers(fake, db_url, tmp_path)
     try:
         fake.wait_for(lambda: sum(posted_everywhere(fake).values()) >= 2, timeout=40, what="two alerts posted")
         leaders = [i for i, log in enumerate(logs) if "leading" in log.read_text()]
@@ -537,12 +537,10 @@ def test_without_the_history_scope_an_interrupted_post_is_held_back_with_a_hint_
 
 
 def test_worker_once_from_the_command_line_evaluates_and_delivers(
-        db: Database, fake: FakeSlack, request: pytest.FixtureRequest) -> None:
+        db: Database, db_url: str, fake: FakeSlack) -> None:
     seed(db)
-    url = db.url if db.dialect == "sqlite" else \
-        f"{PG_URL}?options=-csearch_path%3D{request.getfixturevalue('pg_schema')}"
     env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": fake.url}
-    command = [sys.executable, "-m", "bot.cli", "--database-url", url, "worker", "--once"]
+    command = [sys.executable, "-m", "bot.cli", "--database-url", db_url, "worker", "--once"]
     for _ in range(2):  # the second run finds nothing new to post
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False,
                               cwd=Path(__file__).parents[1])
