@@ -283,8 +283,9 @@ def top_movers(this_week: dict[str, Decimal], last_week: dict[str, Decimal],
 
 
 def invoice_issued_candidate(invoice: InvoiceSummary) -> Candidate | None:
-    """An issued invoice, announced once (its PDF goes into the thread); drafts and voids are not news."""
-    if invoice.status in (InvoiceStatus.DRAFT, InvoiceStatus.CANCELLED):
+    """An issued invoice, announced once (its PDF goes into the thread); drafts and voids are not news, and
+    neither is one already paid (its issue event arrived after its payment, whose notice told the story)."""
+    if invoice.status in (InvoiceStatus.DRAFT, InvoiceStatus.CANCELLED, InvoiceStatus.PAID):
         return None
     return Candidate("invoice", f"invoice/{invoice.number}", "issued", "", _invoice_payload(invoice))
 

@@ -48,11 +48,11 @@ from billing_core.db.engine import Database
 from billing_core.db.ingest import ingest_usage, upsert_payment
 from billing_core.db.models import Account, Invoice
 from billing_core.db.queries import account_info, get_account, invoice_summary, payment_info
-from billing_core.db.sync_models import endpoint_configs, stored_invoice_status
+from billing_core.db.sync_models import endpoint_configs
 from billing_core.db.webhook_models import WebhookDelivery
 from billing_core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from billing_core.periods import local_today, zone
-from billing_core.results import InvoiceStatus, InvoiceSummary
+from billing_core.results import InvoiceSummary
 from billing_core.sources.provider_api import (
     Json,
     ProviderError,
@@ -105,12 +105,10 @@ def _stored_invoice(e: _Event, external_id: str) -> InvoiceSummary:
 
 def _apply_invoice(e: _Event) -> _Effect:
     record = invoice_record(e.data, e.target)
-    # Paid before its issue event arrived: the payment-received notice told the story, "issued" would come after it.
-    paid_already = stored_invoice_status(e.s, record.source, record.external_id) == InvoiceStatus.PAID.value
     upsert_provider_invoice(e.s, record, e.now)
     invoice = _stored_invoice(e, record.external_id)
     found = None
-    if e.kind in ("invoice.created", "invoice.finalized") and not paid_already:
+    if e.kind in ("invoice.created", "invoice.finalized"):
         found = rules.invoice_issued_candidate(invoice)
     elif e.kind == "invoice.payment_failed":
         found = rules.invoice_payment_failed_candidate(invoice, e.id)
