@@ -44,7 +44,8 @@ class Deps:
     acks: AckGate = field(default_factory=AckGate)
     #: Charts and PDFs render in worker processes (see bot.render), so they never hold up an ack.
     render: Renderer = field(default_factory=Renderer)
-    #: Bolt runs listeners here; they only ack and hand off, so acks never wait behind slow work.
+    #: Bolt's executor (lazy listeners): with process_before_response the listeners themselves run on the
+    #: request's thread, and they only ack and hand off to `workers`, so acks never wait behind slow work.
     listeners: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, thread_name_prefix="bolt"))
 
     @classmethod

@@ -3,7 +3,8 @@
 matplotlib and WeasyPrint are CPU-bound Python. Run on the web process's threads they hold the GIL for
 hundreds of milliseconds at a time, and every ack Slack is waiting for (3 seconds at most) queues behind
 them. `Renderer` runs them in a pool of processes instead; the thread that asked only waits on a future,
-which releases the GIL, so acks stay fast however many charts are being drawn. The pool starts lazily and
+which releases the GIL, so acks stay fast however many charts are being drawn. The pool starts on first use,
+or before the first request when the process calls `warm()` (`billing-bot web` does), runs at nice 10, and
 uses the "forkserver" method, since forking a process full of threads can copy a held lock into the child.
 `in_process=True` renders on the calling thread (a process that renders little, or a test that counts calls).
 """

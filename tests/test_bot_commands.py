@@ -144,14 +144,20 @@ def test_filter_modal_shows_end_before_start_on_the_field_and_applies_a_good_fil
     assert "INV-0004" in shown and "INV-0003" not in shown
 
 
-def test_export_csv_button_uploads_exactly_what_the_filter_matched(bot: BotHarness) -> None:
-    bot.command("invoices unpaid")
+def export_csv_of_listing(bot: BotHarness, command: str) -> Any:
+    """`/billing <command>` in #finance, then its *Export CSV* button: the one file in the listing's thread."""
+    bot.command(command)
     bot.settle()
     listing = bot.fake.messages("C_FINANCE")[-1]
     bot.click(Action.INVOICES_EXPORT_CSV, buttons(listing.blocks or [])[Action.INVOICES_EXPORT_CSV]["value"],
               message=listing)
     bot.settle()
     [upload] = files_in_thread(bot, "C_FINANCE", listing.ts)
+    return upload
+
+
+def test_export_csv_button_uploads_exactly_what_the_filter_matched(bot: BotHarness) -> None:
+    upload = export_csv_of_listing(bot, "invoices unpaid")
     rows = list(csv.DictReader(io.StringIO(upload.content.decode("utf-8-sig"))))
     assert sorted(r["number"] for r in rows) == ["INV-0002", "INV-0003"]
 
@@ -413,13 +419,7 @@ def test_an_export_over_the_cap_says_how_many_were_left_out(bot: BotHarness, mon
     assert "first 2 of 5 — narrow the filter" in answer.text
     [upload] = files_in_thread(bot, "C_FINANCE", answer.ts)
     assert len(list(csv.DictReader(io.StringIO(upload.content.decode("utf-8-sig"))))) == 2
-    bot.command("invoices")
-    bot.settle()
-    listing = bot.fake.messages("C_FINANCE")[-1]
-    bot.click(Action.INVOICES_EXPORT_CSV, buttons(listing.blocks or [])[Action.INVOICES_EXPORT_CSV]["value"],
-              message=listing)
-    bot.settle()
-    [button_upload] = files_in_thread(bot, "C_FINANCE", listing.ts)
+    button_upload = export_csv_of_listing(bot, "invoices")
     assert "first 2 of 5 — narrow the filter" in (button_upload.initial_comment or "")
 
 
