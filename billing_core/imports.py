@@ -19,6 +19,7 @@ import gc
 import io
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -66,6 +67,11 @@ class FileReport:
     first_day: date | None = None  # account-local days of the earliest and latest charge period start
     last_day: date | None = None
 
+    def count(self, written: _Written) -> None:
+        self.result += written.result
+        self.first_day = min(written.first_day, self.first_day or written.first_day)
+        self.last_day = max(written.last_day, self.last_day or written.last_day)
+
     def reject(self, rejection: Rejection) -> None:
         self.rejected += 1
         if len(self.rejections) < MAX_LISTED:
@@ -111,7 +117,10 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
         _parsed_here(path, options, resolver, read_bytes)
     batch: list[UsageIn] = []
     starts: set[datetime] = set()
-    with cyclic_gc_paused():  # as in ingest_usage: a batch makes no cycles; the young ones are swept after each
+    # One batch is written (on a thread of its own) while the next one is read: the database's side of the
+    # write — the server's, or SQLite's B-tree steps — runs without the GIL, beside our reading.
+    with ThreadPoolExecutor(1, thread_name_prefix="focus-writer") as writer, cyclic_gc_paused():
+        written: Future[_Written] | None = None  # the batch being written; at most one at a time
         for item in items:
             if isinstance(item, Rejection):
                 report.reject(item)
@@ -121,13 +130,17 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
             starts.add(item.period_start)
             batch.append(item)
             if len(batch) >= batch_rows:
-                _write_batch(db, batch, report, starts, tz)
+                if written is not None:
+                    report.count(written.result())
+                written = writer.submit(_write_batch, db, batch, starts, tz)
                 batch, starts = [], set()
-                gc.collect(1)
+                gc.collect(1)  # as in ingest_usage: a batch makes no cycles; the young ones are swept after each
                 if progress:
                     progress(path.name, report.rows + report.rejected, read_bytes[0], size)
+        if written is not None:
+            report.count(written.result())
         if batch:
-            _write_batch(db, batch, report, starts, tz)
+            report.count(_write_batch(db, batch, starts, tz))
     if progress:
         progress(path.name, report.rows + report.rejected, size, size)
     return report
@@ -227,13 +240,19 @@ def _fields(item: UsageIn) -> tuple[Any, ...]:
             item.period_end, item.source, item.external_id, item.provider_id, item.dimensions, item.attributes)
 
 
-def _write_batch(db: Database, batch: list[UsageIn], report: FileReport, starts: set[datetime],
-                 tz: ZoneInfo) -> None:
+@dataclass(frozen=True)
+class _Written:
+    """What writing one batch did: its ingest result and the account-local days its charges start on."""
+
+    result: IngestResult
+    first_day: date
+    last_day: date
+
+
+def _write_batch(db: Database, batch: list[UsageIn], starts: set[datetime], tz: ZoneInfo) -> _Written:
     with db.unit_of_work() as session:
-        report.result += ingest_usage(session, batch, batch_size=len(batch))
-    days = [min(starts).astimezone(tz).date(), max(starts).astimezone(tz).date()]
-    report.first_day = min(days + ([report.first_day] if report.first_day else []))
-    report.last_day = max(days + ([report.last_day] if report.last_day else []))
+        result = ingest_usage(session, batch, batch_size=len(batch))
+    return _Written(result, min(starts).astimezone(tz).date(), max(starts).astimezone(tz).date())
 
 
 def _decoded(data: IO[bytes], reject: Callable[[Rejection], object]) -> Iterator[str]:

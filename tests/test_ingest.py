@@ -151,3 +151,33 @@ def test_attributes_are_kept_on_the_record_never_rolled_up_and_a_changed_one_upd
     assert stored["u0"] == {"list_cost": "9.99", "resource_id": "arn:r-0"} and stored["u2"]["list_cost"] == "2.50"
     assert dim_keys == {"model"}
     assert _rollup_totals(db) == (Decimal(6), Decimal(6), Decimal(6), 3)  # the update moved no cost
+
+
+def test_a_record_restated_in_a_later_chunk_of_the_same_stream_updates_what_the_first_chunk_wrote(db: Database) -> None:
+    """Chunks are written by a pipeline (the next one is validated while the database takes this one): a
+    later chunk must still see the rows an earlier chunk of the same call inserted."""
+    with db.unit_of_work() as s:
+        acct = f.account(s)
+        stream = [f.usage(acct, H + timedelta(hours=i), "1", ext=f"u{i}") for i in range(7)]
+        stream += [f.usage(acct, H, "4", ext="u0"), f.usage(acct, H + timedelta(hours=1), "1", ext="u1")]
+        result = ingest_usage(s, stream, batch_size=3)
+    assert result == IngestResult(inserted=7, updated=1, unchanged=1)
+    with db.unit_of_work() as s:
+        hours = dict(s.execute(select(UsageHourly.hour, UsageHourly.cost)).all())
+    assert [cost for hour, cost in hours.items() if hour.replace(tzinfo=UTC) == H] == [Decimal(4)]
+    assert _rollup_totals(db) == (Decimal(10), Decimal(10), Decimal(10), 7)
+
+
+def test_a_bad_record_in_a_later_chunk_rolls_back_the_chunks_already_written(db: Database) -> None:
+    with db.unit_of_work() as s:
+        acct = f.account(s)
+    good = [f.usage(acct, H + timedelta(hours=i), "1", ext=f"u{i}") for i in range(8)]
+    bad = replace(f.usage(acct, H, "1", ext="bad"), period_end=H - timedelta(hours=1))
+    try:
+        with db.unit_of_work() as s:
+            ingest_usage(s, [*good, bad, *good], batch_size=3)
+    except Exception as exc:
+        assert "ends before it starts" in str(exc)
+    else:
+        raise AssertionError("the bad record was accepted")
+    assert _rollup_totals(db) == (Decimal(0), Decimal(0), Decimal(0), 0)
