@@ -1,34 +1,103 @@
-"""Replay protection for signed requests (Slack's and, later, billing web-hooks'): each signature once."""
+"""Replay protection for signed requests (Slack's and, later, billing web-hooks'): each signature once.
+
+Keys are kept in the database, so a replay sent to another web process is refused too. Claims that arrive
+together are written together: a burst of Slack requests (50 slash commands at once) otherwise became 50
+transactions queueing for the connection pool and the server — on PostgreSQL the claims alone took a
+p50 of 95 ms under such a burst, against 1.3 ms one at a time. `ReplayGuard` lets the first claimant write
+every key waiting at that moment in one multi-row insert, then hands the turn to the first key that arrived
+meanwhile (group commit, as databases do for their own log).
+"""
 
 from __future__ import annotations
 
 import random
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Table, delete, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, delete
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from billing_core.db.engine import Database
 from billing_core.db.models import SeenRequest
 
 #: Signed requests older than this are refused on their timestamp anyway; keep keys that long.
 LIFETIME = timedelta(minutes=10)
-
-
-def claim(db: Database, key: str, *, now: datetime) -> bool:
-    """True the first time `key` is seen; False for a replay. Prunes expired keys now and then.
-
-    One Core statement, not an ORM unit of work: this runs before every Slack ack, and a session's flush
-    machinery cost more CPU than the insert itself (acks of a burst queue behind each other's CPU)."""
-    try:
-        with db.engine.begin() as conn:
-            conn.execute(insert(SEEN), {"key": key[:200], "seen_at": now})
-    except IntegrityError:
-        return False
-    if random.random() < 0.02:
-        with db.engine.begin() as conn:
-            conn.execute(delete(SEEN).where(SEEN.c.seen_at < now - LIFETIME))
-    return True
-
-
+MAX_KEY = 200  # the column's width
 SEEN: Table = SeenRequest.__table__  # type: ignore[assignment]
+
+
+@dataclass
+class _Claim:
+    key: str
+    now: datetime
+    done: threading.Event = field(default_factory=threading.Event)
+    writes: bool = False  # this claimant's turn to write the waiting claims
+    fresh: bool = False
+    error: BaseException | None = None
+
+
+class ReplayGuard:
+    """`claim(key)` is True the first time `key` is seen and False for a replay; thread-safe, one per process."""
+
+    def __init__(self, db: Database, *, prune_chance: float = 0.02) -> None:
+        self._db = db
+        self._prune_chance = prune_chance
+        self._lock = threading.Lock()
+        self._waiting: list[_Claim] = []
+        self._writing = False
+
+    def claim(self, key: str, *, now: datetime) -> bool:
+        mine = _Claim(key[:MAX_KEY], now)
+        with self._lock:
+            self._waiting.append(mine)
+            mine.writes = not self._writing
+            self._writing = True
+        if not mine.writes:
+            mine.done.wait()  # written by another claimant, or woken to write (`writes` set)
+        if mine.writes:
+            self._write_waiting()
+        if mine.error is not None:
+            raise mine.error
+        return mine.fresh
+
+    def _write_waiting(self) -> None:
+        """Write every claim waiting now (ours among them), then pass the turn on to one that came meanwhile."""
+        with self._lock:
+            batch, self._waiting = self._waiting, []
+        fresh: set[str] = set()
+        failure: BaseException | None = None
+        try:
+            fresh = self._insert(batch)
+        except BaseException as error:  # every claimant of the batch learns of it (and the request fails)
+            failure = error
+        seen: set[str] = set()
+        for claim in batch:
+            claim.fresh = claim.key in fresh and claim.key not in seen  # one of two equal keys is the replay
+            claim.error = failure
+            seen.add(claim.key)
+        with self._lock:
+            following = self._waiting[0] if self._waiting else None
+            if following is None:
+                self._writing = False
+            else:
+                following.writes = True
+        for claim in batch:
+            claim.done.set()
+        if following is not None:
+            following.done.set()
+
+    def _insert(self, batch: Sequence[_Claim]) -> set[str]:
+        """Insert the keys not stored yet, in one statement; the keys that were new."""
+        newest = max(claim.now for claim in batch)
+        rows = [{"key": claim.key, "seen_at": claim.now} for claim in batch]
+        with self._db.engine.begin() as conn:
+            insert: Any = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            statement = insert(SEEN).values(rows).on_conflict_do_nothing(index_elements=[SEEN.c.key])
+            fresh = set(conn.execute(statement.returning(SEEN.c.key)).scalars())
+            if random.random() < self._prune_chance:
+                conn.execute(delete(SEEN).where(SEEN.c.seen_at < newest - LIFETIME))
+        return fresh

@@ -18,7 +18,6 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.http_retry.handler import RetryHandler
 
-from billing_core.replay import claim
 from bot.config import Settings
 from bot.deps import Deps
 from bot.handlers import register_all
@@ -73,7 +72,7 @@ def _refuse_replays(deps: Deps) -> Callable[..., BoltResponse | None]:
 
     def middleware(req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> BoltResponse:
         signature = req.headers.get("x-slack-signature", [""])[0]
-        if signature and not claim(deps.db, f"slack:{signature}", now=deps.clock()):
+        if signature and not deps.replays.claim(f"slack:{signature}", now=deps.clock()):
             log.warning("refused a replayed Slack request")
             return BoltResponse(status=401, body='{"error": "replayed request"}',
                                 headers={"content-type": "application/json"})

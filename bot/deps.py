@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from billing_core.alerts.service import Alerts
 from billing_core.db.engine import Database
+from billing_core.replay import ReplayGuard
 from billing_core.service import Billing
 from billing_core.sources.webhooks import WebhookReceiver
 from billing_core.tenancy import Tenancy
@@ -35,6 +36,8 @@ class Deps:
     alerts: Alerts
     clock: Callable[[], datetime] = wall_clock
     webhooks: WebhookReceiver | None = None  # None until BILLING_WEBHOOK_SECRET is set
+    #: Signed requests already seen (a replay is refused); claims of a burst are written together.
+    replays: ReplayGuard = field(init=False)
     #: Slow work after the ack (charts, PDFs, exports) runs here, so Bolt's listener threads stay free.
     workers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="billing"))
     #: Home-tab chart uploads of the day per (workspace, user, account, day) → file id: a cache only (a miss
@@ -47,6 +50,9 @@ class Deps:
     #: Bolt's executor (lazy listeners): with process_before_response the listeners themselves run on the
     #: request's thread, and they only ack and hand off to `workers`, so acks never wait behind slow work.
     listeners: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, thread_name_prefix="bolt"))
+
+    def __post_init__(self) -> None:
+        self.replays = ReplayGuard(self.db)
 
     @classmethod
     def build(cls, settings: Settings, *, db: Database | None = None,
