@@ -38,6 +38,7 @@ from billing_core.db.models import (
     UsageHourly,
     UsageRecord,
 )
+from billing_core.db.types import driver_value
 from billing_core.errors import InvalidInput, NotFound
 from billing_core.money import MAX_AMOUNT, from_micros, normalize_currency, to_micros
 from billing_core.records import InvoiceIn, PaymentIn, UsageIn
@@ -389,7 +390,7 @@ def _upsert(session: Session, table: Table, key_cols: tuple[str, ...],
         f"records = {table.name}.records + excluded.records"
     )
     if sqlite:
-        connection.exec_driver_sql(sql, [tuple(_driver_value(v, sqlite) for v in row) for row in rows])
+        connection.exec_driver_sql(sql, [tuple(driver_value(v, sqlite) for v in row) for row in rows])
     else:
         # COPY the deltas into a scratch table, then one set-based upsert: no round trip per row.
         scratch = f"delta_{table.name}"
@@ -424,7 +425,7 @@ def _bulk_insert(session: Session, rows: Sequence[tuple[tuple[str, str], _Row]])
     def moment(value: datetime) -> Any:
         converted = moments.get(value)
         if converted is None:
-            converted = moments[value] = _driver_value(value, sqlite)
+            converted = moments[value] = driver_value(value, sqlite)
         return converted
 
     texts: dict[_Pairs, str] = {(): "{}"}  # dimension sets repeat (and are shared tuples): encode each once
@@ -467,17 +468,6 @@ def _copy(session: Session, table: str, columns: Sequence[str], rows: Iterable[S
     with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
-
-
-def _driver_value(value: Any, sqlite: bool) -> Any:
-    """Values as the column types would hand them to the driver (SQLite keeps dates as ISO text)."""
-    if not sqlite:
-        return value
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
 
 
 # --- invoices and payments -------------------------------------------------------------------------

@@ -6,7 +6,7 @@ disguise, an integer is exact everywhere, and integer sums in SQL stay exact too
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -50,3 +50,15 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def driver_value(value: Any, sqlite: bool) -> Any:
+    """A value as the column types above would hand it to the driver, for statements sent to the driver
+    directly (bulk ingestion, replay claims): SQLite keeps instants as naive-UTC ISO text, dates as ISO text."""
+    if not sqlite:
+        return value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
