@@ -8,11 +8,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot, no display: the Agg canvas only
+from matplotlib.collections import PolyCollection
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from billing_core import fmt
@@ -44,7 +47,8 @@ def colour_for(group: str) -> str:
 
 def to_png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buffer)
+    # zlib level 1: flat-coloured charts stay small, and level 6 (the default) spent ~13 ms per chart.
+    FigureCanvasAgg(fig).print_png(buffer, pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
 
 
@@ -58,10 +62,15 @@ def _figure() -> tuple[Figure, Axes]:
 
 def _money_axis(ax: Axes, currency: str, locale: str | None) -> None:
     """Currency on the y axis, compact ($12K) so labels never crowd."""
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt.money_compact(Decimal(str(round(v, 2))), currency,
-                                                                                 locale)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: _tick_label(round(v, 2), currency, locale)))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
     ax.set_ylim(bottom=0)
+
+
+@lru_cache(maxsize=4096)
+def _tick_label(value: float, currency: str, locale: str | None) -> str:
+    """Tick labels repeat (a layout pass asks for each several times, charts share their round numbers)."""
+    return fmt.money_compact(Decimal(str(value)), currency, locale)
 
 
 def _dates_axis(ax: Axes) -> None:
@@ -86,7 +95,7 @@ def cost_trend_png(days: Sequence[DailyCost], *, currency: str, title: str = "Da
     xs = [_x(d.day) for d in days]
     ys = [float(d.cost) for d in days]
     colours = [ACCENT if d.day.weekday() < 5 else BAND for d in days]  # weekends lighter
-    ax.bar(xs, ys, color=colours, width=0.8)
+    _bars(ax, xs, ys, width=0.8, colours=colours)
     if budget_daily is not None:
         ax.axhline(float(budget_daily), color=BUDGET, linestyle="--", linewidth=1.2, label="daily budget")
         ax.legend(loc="upper left", frameon=False)
@@ -121,13 +130,28 @@ def usage_stacked_png(summary: UsageSummary, *, locale: str | None = None, max_g
     bottom = [0.0] * len(xs)
     for group in groups:
         ys = values[group]
-        ax.bar(xs, ys, bottom=bottom, width=width, color=colour_for(group), label=group[:28])
+        _bars(ax, xs, ys, width=width, colours=[colour_for(group)], bottoms=bottom)
         bottom = [b + y for b, y in zip(bottom, ys, strict=True)]
     ax.set_title(f"{title} — total {fmt.money(summary.total_cost, currency, locale)}", loc="left", fontsize=12)
     _dates_axis(ax)
     _money_axis(ax, currency, locale)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
+    ax.legend(handles=[Patch(facecolor=colour_for(group), label=group[:28]) for group in groups], loc="upper left",
+              bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
     return to_png(fig)
+
+
+def _bars(ax: Axes, xs: Sequence[float], heights: Sequence[float], *, width: float, colours: Sequence[str],
+          bottoms: Sequence[float] | None = None) -> None:
+    """Vertical bars as one collection: `ax.bar` makes (and lays out, and draws) one patch per bar, which
+    was a third of a stacked chart's time; one colour for all bars, or one per bar."""
+    half = width / 2
+    base = bottoms or [0.0] * len(xs)
+    shown = [i for i, h in enumerate(heights) if h]
+    boxes = [((xs[i] - half, base[i]), (xs[i] - half, base[i] + heights[i]), (xs[i] + half, base[i] + heights[i]),
+              (xs[i] + half, base[i])) for i in shown]
+    faces = colours if len(colours) == 1 else [colours[i] for i in shown]
+    ax.add_collection(PolyCollection(boxes, facecolors=faces, edgecolors="none", linewidths=0))
+    ax.autoscale_view()
 
 
 def _x(value: date | datetime) -> float:

@@ -14,7 +14,8 @@ from matplotlib.image import imread
 
 import charts
 from billing_core import fmt
-from billing_core.results import BreakdownRow, DailyCost
+from billing_core.periods import Granularity, Period
+from billing_core.results import AccountInfo, BreakdownRow, DailyCost, SeriesPoint, UsageSummary
 from charts.render import colour_for
 
 DAYS = [DailyCost(date(2026, 10, 24) + timedelta(days=i), Decimal(100 + 10 * (i % 7))) for i in range(30)]
@@ -68,3 +69,26 @@ def test_renders_concurrently_from_worker_threads() -> None:
     for t in threads:
         t.join()
     assert len(results) == 4 and len({len(r) for r in results}) == 1
+
+
+def _pixels_of(png: bytes, colour: str) -> int:
+    """How many pixels of the chart are exactly `colour` (bars are drawn without antialiased edges inside)."""
+    rgb = imread(io.BytesIO(png))[:, :, :3]
+    want = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    return int((abs(rgb - want).max(axis=2) < 1 / 255).sum())
+
+
+def test_stacked_usage_bars_show_each_group_in_its_colour_in_proportion_to_its_cost() -> None:
+    days = tuple(date(2026, 11, 1) + timedelta(days=i) for i in range(30))
+    account = AccountInfo(1, "acme", "USD", "UTC", "active", Decimal(0), None, None)
+    series = tuple(point for day in days for point in (SeriesPoint(day, "gpu", Decimal(300)),
+                                                      SeriesPoint(day, "cpu", Decimal(100))))
+    summary = UsageSummary(
+        account=account, period=Period(days[0], days[-1] + timedelta(days=1), "November 2026"), group_by="resource",
+        granularity=Granularity.DAY, total_cost=Decimal(12000),
+        rows=(BreakdownRow("gpu", Decimal(9000), Decimal("0.75")), BreakdownRow("cpu", Decimal(3000), Decimal("0.25"))),
+        by_resource=(), buckets=days, series=series)
+    png = charts.usage_stacked_png(summary)
+    gpu, cpu = _pixels_of(png, colour_for("gpu")), _pixels_of(png, colour_for("cpu"))
+    assert cpu > 2_000  # every day's bar is drawn, not only the legend's swatch
+    assert 2.6 < gpu / cpu < 3.4  # gpu costs three times cpu: its part of each stack is three times as tall
