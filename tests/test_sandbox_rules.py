@@ -348,8 +348,14 @@ def test_the_sandbox_command_seeds_an_empty_database_serves_the_workspace_and_st
     database = tmp_path / "first-run.db"
     command = [sys.executable, "-m", "bot.cli", "sandbox", "--port", "0", "--database-url", f"sqlite:///{database}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                               cwd=Path(__file__).parents[1])
+    # Started as from a terminal, where Ctrl-C is delivered: a suite run in the background by a non-interactive
+    # shell ignores SIGINT, and a child would inherit that (Python then installs no KeyboardInterrupt at all).
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                   cwd=Path(__file__).parents[1])
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()  # blocks until the sandbox is up (or the process died)
