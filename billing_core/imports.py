@@ -19,7 +19,6 @@ import gc
 import io
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -36,7 +35,7 @@ from billing_core import invoicing
 from billing_core.db import queries
 from billing_core.db.audit import record
 from billing_core.db.engine import Database
-from billing_core.db.ingest import cyclic_gc_paused, ingest_usage, upsert_invoice, upsert_payment
+from billing_core.db.ingest import cyclic_gc_paused, in_turn, ingest_usage, upsert_invoice, upsert_payment
 from billing_core.db.models import Deployment, Invoice, Payment, Provider
 from billing_core.errors import BillingError
 from billing_core.records import InvoiceIn, PaymentIn, UsageIn
@@ -115,35 +114,42 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
     read_bytes = [0]  # how far the parser has read, for progress
     items = _parsed_elsewhere(path, options, resolver, read_bytes) if parallel else \
         _parsed_here(path, options, resolver, read_bytes)
-    batch: list[UsageIn] = []
-    starts: set[datetime] = set()
-    # One batch is written (on a thread of its own) while the next one is read: the database's side of the
-    # write — the server's, or SQLite's B-tree steps — runs without the GIL, beside our reading.
-    with ThreadPoolExecutor(1, thread_name_prefix="focus-writer") as writer, cyclic_gc_paused():
-        written: Future[_Written] | None = None  # the batch being written; at most one at a time
-        for item in items:
-            if isinstance(item, Rejection):
-                report.reject(item)
-                continue
-            report.rows += 1
-            report.cost += item.cost
-            starts.add(item.period_start)
-            batch.append(item)
-            if len(batch) >= batch_rows:
-                if written is not None:
-                    report.count(written.result())
-                written = writer.submit(_write_batch, db, batch, starts, tz)
-                batch, starts = [], set()
-                gc.collect(1)  # as in ingest_usage: a batch makes no cycles; the young ones are swept after each
-                if progress:
-                    progress(path.name, report.rows + report.rejected, read_bytes[0], size)
-        if written is not None:
-            report.count(written.result())
-        if batch:
-            report.count(_write_batch(db, batch, starts, tz))
+
+    def read_so_far() -> None:
+        if progress:
+            progress(path.name, report.rows + report.rejected, read_bytes[0], size)
+
+    def write(batch: tuple[list[UsageIn], set[datetime]]) -> _Written:
+        return _write_batch(db, *batch, tz)
+
+    with cyclic_gc_paused():  # one batch is written while the next is read (ingest.in_turn)
+        for written in in_turn(_batches(items, report, batch_rows, read_so_far), write):
+            report.count(written)
     if progress:
         progress(path.name, report.rows + report.rejected, size, size)
     return report
+
+
+def _batches(items: Iterator[UsageIn | Rejection], report: FileReport, batch_rows: int,
+             progress: Callable[[], object]) -> Iterator[tuple[list[UsageIn], set[datetime]]]:
+    """The file's rows in batches (with their charge starts), rejections and totals counted on the way."""
+    batch: list[UsageIn] = []
+    starts: set[datetime] = set()
+    for item in items:
+        if isinstance(item, Rejection):
+            report.reject(item)
+            continue
+        report.rows += 1
+        report.cost += item.cost
+        starts.add(item.period_start)
+        batch.append(item)
+        if len(batch) >= batch_rows:
+            yield batch, starts
+            batch, starts = [], set()
+            gc.collect(1)  # as in ingest_usage: a batch makes no cycles; the young ones are swept after each
+            progress()
+    if batch:
+        yield batch, starts
 
 
 def _parsed_here(path: Path, options: FocusOptions, resolve: Resolver,

@@ -12,15 +12,15 @@ from __future__ import annotations
 import gc
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
-from itertools import islice
+from itertools import chain, islice
 from json.encoder import encode_basestring_ascii as _string
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, Table, bindparam, column, delete, func, select, text, update
@@ -59,36 +59,49 @@ _Row = tuple[int, int | None, int | None, str, str, int, int, str, datetime, dat
 def ingest_usage(session: Session, records: Iterable[UsageIn], *, batch_size: int = BATCH_SIZE) -> IngestResult:
     """Upsert usage records and move the rollups by the difference. Repositories never commit.
 
-    Chunks of `batch_size` are pipelined: while the database takes one chunk (lookups, inserts, rollup
-    upserts — on a writer thread that has the session to itself meanwhile), this thread validates the next.
-    The driver waits for the server, and SQLite steps its B-trees, without the GIL, so on PostgreSQL the
-    server's work and ours overlap instead of taking turns. Chunks are written in order, one at a time.
+    Chunks of `batch_size` are written `in_turn`: while a writer thread has the session (and the database
+    takes one chunk: lookups, inserts, rollup upserts), this thread validates the next.
     """
     zones = _AccountZones(session)
-    iterator = iter(records)
-    with cyclic_gc_paused():
-        chunk = list(islice(iterator, batch_size))
-        incoming = _validated(chunk)
-        after = list(islice(iterator, batch_size))
-        if not after:  # one chunk (web-hooks, syncs): nothing to overlap, no thread
-            return _write_chunk(session, chunk, incoming, zones) if chunk else IngestResult()
     result = IngestResult()
-    with ThreadPoolExecutor(1, thread_name_prefix="ingest-writer") as writer:
-        while chunk:
-            with cyclic_gc_paused():
-                written = writer.submit(_write_chunk, session, chunk, incoming, zones)
-                chunk, after = after or list(islice(iterator, batch_size)), []
-                incoming = _validated(chunk)
-                result += written.result()  # the next chunk's lookups must see this one's rows
+    with cyclic_gc_paused():
+        for written in in_turn(_validated_chunks(records, batch_size),
+                               lambda item: _write_chunk(session, item[0], item[1], zones)):
+            result += written
     return result
+
+
+def in_turn(batches: Iterable[_Batch], write: Callable[[_Batch], _Written]) -> Iterator[_Written]:
+    """`write(batch)` for every batch, in order and one at a time, on a writer thread, while this thread
+    produces the next batch; yields each result once that write is done (a batch's lookups must see the
+    rows of the one before). The driver waits for PostgreSQL, and SQLite steps its B-trees, without the
+    GIL, so the database's work and ours overlap instead of taking turns. One batch (web-hooks, syncs) is
+    written here, without a thread. If producing or consuming fails, the write in flight is finished first.
+    """
+    iterator = iter(batches)
+    head = list(islice(iterator, 2))
+    if len(head) < 2:
+        yield from (write(batch) for batch in head)
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="batch-writer") as writer:
+        pending = writer.submit(write, head[0])
+        for batch in chain(head[1:], iterator):  # the next batch is produced while `pending` is written
+            done = pending.result()
+            pending = writer.submit(write, batch)
+            yield done
+        yield pending.result()
+
+
+_Batch = TypeVar("_Batch")
+_Written = TypeVar("_Written")
 
 
 @contextmanager
 def cyclic_gc_paused() -> Iterator[None]:
-    """No cycle collection while a chunk is read and written. A chunk holds some 100 k live containers
+    """No cycle collection while chunks are read and written. A chunk holds some 100 k live containers
     (records, their mappings, row tuples) and makes no cycles; the collector's passes over them cost a fifth
-    of the ingest time (bench.core), for nothing: reference counting frees the chunk when it goes.
-    Callers that build chunks themselves (the FOCUS importer) pause it per chunk too."""
+    of the ingest time (bench.core), for nothing: reference counting frees the chunk when it goes. Whoever
+    produces the chunks sweeps the young generations after each (`gc.collect(1)`)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -206,10 +219,13 @@ def _currency(code: str) -> str:
 _Incoming = dict[tuple[str, str], _Row]
 
 
-def _validated(chunk: Sequence[UsageIn]) -> _Incoming:
-    """The chunk's records as stored rows would read, by key (pure: runs beside the writer thread)."""
-    dimension_sets: dict[int, _Pairs] = {}  # ids stay unique while `chunk` holds the mappings
-    return {(r.source, r.external_id): _validate(r, dimension_sets) for r in chunk}
+def _validated_chunks(records: Iterable[UsageIn], size: int) -> Iterator[tuple[list[UsageIn], _Incoming]]:
+    """Chunks of `size` records with their rows as stored rows would read, by key (pure: runs beside the writer)."""
+    iterator = iter(records)
+    while chunk := list(islice(iterator, size)):
+        dimension_sets: dict[int, _Pairs] = {}  # ids stay unique while `chunk` holds the mappings
+        yield chunk, {(r.source, r.external_id): _validate(r, dimension_sets) for r in chunk}
+        gc.collect(1)
 
 
 def _write_chunk(session: Session, chunk: Sequence[UsageIn], incoming: _Incoming, zones: _AccountZones) -> IngestResult:
