@@ -333,18 +333,20 @@ _Cell = tuple[date | datetime, str, str, Decimal, Decimal]
 def _daily_cells(session: Session, account: Account, period: Period, group_by: str) -> list[_Cell]:
     """Cost per local day and group; names joined in SQL so the answer takes one round trip."""
     label, joins = _group_label(group_by, UsageDaily)
-    # A unit (and so a quantity) only means something when the group is one meter.
-    units = (func.min(UsageDaily.unit), func.max(UsageDaily.unit)) if group_by == "resource" else ()
-    stmt = select(UsageDaily.day, label, func.sum(UsageDaily.quantity), func.sum(UsageDaily.cost), *units)
+    # A unit (and so a quantity) only means something when the group is one meter; otherwise neither is
+    # asked for (half the values to convert, on the question the bot asks most).
+    per_meter = group_by == "resource"
+    extra = (func.sum(UsageDaily.quantity), func.min(UsageDaily.unit), func.max(UsageDaily.unit)) if per_meter else ()
+    stmt = select(UsageDaily.day, label, func.sum(UsageDaily.cost), *extra)
     for target, on in joins:
         stmt = stmt.outerjoin(target, on)
     rows = session.execute(
         stmt.where(UsageDaily.account_id == account.id, UsageDaily.day >= period.start, UsageDaily.day < period.end)
         .group_by(UsageDaily.day, label)
     )
-    if units:
-        return [(r[0], r[1], r[4] if r[4] == r[5] else "", r[2], r[3]) for r in rows]
-    return [(r[0], r[1], "", ZERO, r[3]) for r in rows]
+    if per_meter:
+        return [(r[0], r[1], r[4] if r[4] == r[5] else "", r[3], r[2]) for r in rows]
+    return [(r[0], r[1], "", ZERO, r[2]) for r in rows]
 
 
 def _group_label(group_by: str, table: type[UsageDaily] | type[UsageHourly]) -> tuple[Any, list[tuple[Any, Any]]]:
@@ -437,12 +439,16 @@ def _buckets(period: Period, granularity: Granularity, tz: ZoneInfo) -> list[dat
 
 
 def _series(cells: Sequence[_Cell], granularity: Granularity) -> list[SeriesPoint]:
+    if granularity not in (Granularity.WEEK, Granularity.MONTH):  # cells come from a GROUP BY (bucket, group)
+        return [SeriesPoint(b, g, c) for b, g, _u, _q, c in sorted(cells, key=_point) if c]
     sums: dict[tuple[date | datetime, str], Decimal] = defaultdict(Decimal)
-    rebucket = granularity in (Granularity.WEEK, Granularity.MONTH)
     for bucket, group, _unit, _qty, cost in cells:
-        key = bucket_start(bucket, granularity) if rebucket and not isinstance(bucket, datetime) else bucket
-        sums[(key, group)] += cost
+        sums[(bucket_start(bucket, granularity), group)] += cost
     return [SeriesPoint(b, g, c) for (b, g), c in sorted(sums.items()) if c]
+
+
+def _point(cell: _Cell) -> tuple[date | datetime, str]:
+    return cell[0], cell[1]
 
 
 def plan_usage(session: Session, account: Account, period: Period) -> list[PlanMeterUsage]:
