@@ -46,7 +46,7 @@ from billing_core.reconciliation import (
 
 NO_METER = "(no meter)"
 __all__ = ["ALL_PROVIDERS", "DEFAULT_TOLERANCE", "Amounts", "Discrepancy", "Kind", "Reconciliation", "compare",
-           "default_period", "discrepancies_csv", "exact", "reconcile", "reconcile_synced_accounts", "summary_line"]
+           "default_period", "discrepancies_csv", "exact", "reconcile", "reconcile_billed_accounts", "summary_line"]
 
 
 def default_period(now: datetime, tz: ZoneInfo) -> Period:
@@ -75,11 +75,21 @@ def reconcile(db: Database, ref: str | int, period: Period | None = None, *, act
         return result
 
 
-def reconcile_synced_accounts(db: Database, *, actor: str, now: datetime) -> list[Reconciliation]:
-    """The scheduled run: every account with a provider API endpoint, for its last complete month."""
+def reconcile_billed_accounts(db: Database, *, actor: str, now: datetime) -> list[Reconciliation]:
+    """The scheduled run, each account for its last complete local month: every account with a provider API
+    endpoint, and every account with an invoice (not cancelled) for that month however it arrived — a Stripe
+    import, a web-hook or a file is as much a provider's bill as a synced one."""
     with db.unit_of_work() as s:
-        accounts = sorted({config.account_id for config in endpoint_configs(s)})
-    return [reconcile(db, account, actor=actor, now=now) for account in accounts]
+        accounts = {config.account_id for config in endpoint_configs(s)}
+        accounts |= {account.id for account in s.scalars(select(Account)) if _invoiced(s, account, now)}
+    return [reconcile(db, account, actor=actor, now=now) for account in sorted(accounts)]
+
+
+def _invoiced(s: Session, account: Account, now: datetime) -> bool:
+    period = default_period(now, ZoneInfo(account.timezone))
+    return s.scalar(select(Invoice.id).where(
+        Invoice.account_id == account.id, Invoice.status != "cancelled",
+        Invoice.period_start >= period.start, Invoice.period_start < period.end).limit(1)) is not None
 
 
 def _billed(s: Session, account: Account, period: Period) -> tuple[dict[tuple[str, str], Amounts], tuple[str, ...]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -202,7 +203,7 @@ def test_the_daily_run_alerts_once_on_discrepancies_in_the_routed_channel(db: Da
     from billing_core.alerts.service import Alerts
     from billing_core.db.alert_models import Alert
     from billing_core.db.sync_models import add_endpoint
-    from bot.jobs.scheduler import WorkerDeps, reconcile_providers
+    from bot.jobs.scheduler import WorkerDeps, reconcile_accounts
     from bot.views.alerts import alert_message
     from bot.views.common import Reader
 
@@ -214,11 +215,39 @@ def test_the_daily_run_alerts_once_on_discrepancies_in_the_routed_channel(db: Da
                      now=NOW)
     Alerts(db).set_route(1, "reconcile", "C_FINANCE", actor="test", now=NOW)
     deps = WorkerDeps.build(db, token="xoxb-test", api_url="http://127.0.0.1:9/", clock=lambda: NOW)
-    reconcile_providers(deps)
-    reconcile_providers(deps)  # the next day's run finds the same lines: no second alert
+    reconcile_accounts(deps)
+    reconcile_accounts(deps)  # the next day's run finds the same lines: no second alert
     with db.unit_of_work() as s:
         [alert] = s.scalars(select(Alert).where(Alert.rule == "reconcile"))
         assert alert.channel == "C_FINANCE" and alert.payload["count"] == 2
     shown = alert_message(deps.alerts.alert(alert.id), Reader())
     assert "October 2026 invoices disagree with metered usage on 2 lines" in shown["text"]
     assert "gpu" in json.dumps(shown["blocks"]) and "missing_usage" in json.dumps(shown["blocks"])
+
+
+def test_the_daily_run_also_checks_accounts_billed_without_a_provider_api(db: Database) -> None:
+    """Invoices imported from Stripe (no endpoint) are reconciled too; an account with usage but no invoice for
+    the month, or only a cancelled one, has nothing to compare and is left alone (no run, no audit entry)."""
+    from billing_core.alerts.service import Alerts
+    from billing_core.db.alert_models import Alert
+    from bot.jobs.scheduler import WorkerDeps, reconcile_accounts
+
+    with db.unit_of_work() as s:
+        stripe_billed, prov = factories.account(s, "stripe-billed"), factories.provider(s, "Helios")
+        unbilled, voided = factories.account(s, "metered-only"), factories.account(s, "voided")
+        for acct in (stripe_billed, unbilled, voided):
+            ingest_usage(s, [metered(acct, prov, "cpu", "100", "42.00", source=f"meter-{acct.id}")])
+        upsert_invoice(s, replace(billed(stripe_billed, prov, "in_1", ("cpu", "100", "50.00")), source="stripe"),
+                       now=NOW)
+        upsert_invoice(s, billed(voided, prov, "in_2", ("cpu", "1", "99.00"), status=InvoiceStatus.CANCELLED),
+                       now=NOW)
+        ids = stripe_billed.id, unbilled.id, voided.id
+    alerts = Alerts(db)
+    for account_id in ids:
+        alerts.set_route(account_id, "reconcile", "C_FINANCE", actor="test", now=NOW)
+    reconcile_accounts(WorkerDeps.build(db, token="xoxb-test", api_url="http://127.0.0.1:9/", clock=lambda: NOW))
+    with db.unit_of_work() as s:
+        [alert] = s.scalars(select(Alert).where(Alert.rule == "reconcile"))
+        assert alert.account_id == ids[0] and alert.payload["count"] == 1
+        runs = s.scalars(select(AuditEntry.entity_id).where(AuditEntry.action == "reconcile.run")).all()
+        assert runs == [str(ids[0])]

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, text
 from billing_core.alerts.rules import DEFAULT_REMINDERS, FORECAST_MIN_DAYS
 from billing_core.alerts.service import Alerts
 from billing_core.db.engine import Database
-from billing_core.reconcile import reconcile_synced_accounts, summary_line
+from billing_core.reconcile import reconcile_billed_accounts, summary_line
 from billing_core.service import Billing
 from billing_core.sources.sync import sync_all
 from bot.jobs.delivery import Deliverer, delivery_client
@@ -156,10 +156,11 @@ def sync_providers(deps: WorkerDeps) -> None:
             log.warning("sync %s/%s %s: %s", status.provider, status.account, status.status, status.reason)
 
 
-def reconcile_providers(deps: WorkerDeps) -> None:
-    """Daily: provider invoices against metered usage; discrepancies over the tolerance become alerts."""
+def reconcile_accounts(deps: WorkerDeps) -> None:
+    """Daily: every billed account's invoices against its metered usage; discrepancies over the tolerance
+    become alerts (once per finding: `Alerts.reconciled`)."""
     now = deps.clock()
-    for result in reconcile_synced_accounts(deps.db, actor="worker", now=now):
+    for result in reconcile_billed_accounts(deps.db, actor="worker", now=now):
         if deps.alerts.reconciled(result, now):
             log.info("reconciliation: %s", summary_line(result))
 
@@ -179,7 +180,7 @@ def schedule(scheduler: BaseScheduler, deps: WorkerDeps) -> None:
                       misfire_grace_time=30, **common)
     scheduler.add_job(sync_providers, "interval", seconds=SYNC_EVERY_S, id="sources.sync", args=[deps],
                       next_run_time=deps.clock(), misfire_grace_time=SYNC_EVERY_S, **common)
-    scheduler.add_job(reconcile_providers, "interval", seconds=RECONCILE_EVERY_S, id="sources.reconcile",
+    scheduler.add_job(reconcile_accounts, "interval", seconds=RECONCILE_EVERY_S, id="sources.reconcile",
                       args=[deps], next_run_time=deps.clock(), misfire_grace_time=RECONCILE_EVERY_S, **common)
     scheduler.add_job(check_leadership, "interval", seconds=LEADER_CHECK_EVERY_S, id="worker.leadership",
                       args=[deps, scheduler], misfire_grace_time=LEADER_CHECK_EVERY_S, **common)
