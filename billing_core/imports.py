@@ -1,4 +1,4 @@
-"""File imports into the ledger: FOCUS cost-and-usage CSV and Stripe JSON (`billing-bot import …`).
+"""File imports into the ledger: FOCUS cost-and-usage CSV (plain or gzip) and Stripe JSON (`billing-bot import …`).
 
 The parsers in `billing_core.sources` are pure; this module opens the files, resolves providers and
 deployments, and writes through `billing_core.db.ingest` only. FOCUS rows are committed in batches of
@@ -18,7 +18,8 @@ import codecs
 import gc
 import io
 import multiprocessing
-from collections.abc import Callable, Iterator, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -47,6 +48,8 @@ BATCH_ROWS = 20_000
 PARALLEL_BYTES = 16 << 20  # below this a second process costs more to start than it saves
 _CHUNK_ROWS = 5_000  # rows per hand-over from the parsing process
 _QUEUE_CHUNKS = 4
+GZIP_MAGIC = b"\x1f\x8b"
+GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib reads the gzip header and trailer itself
 MAX_LISTED = 1_000  # rejections kept in detail per file; the count is always exact
 
 #: (file name, rows read so far, bytes read, file size) — called after every batch.
@@ -158,7 +161,8 @@ def _parsed_here(path: Path, options: FocusOptions, resolve: Resolver,
     with path.open("rb") as raw:
         counted = _CountingReader(raw)
         rejected: list[Rejection] = []
-        for item in read_focus(_decoded(io.BufferedReader(counted, 1 << 20), rejected.append), options, resolve):
+        lines = _uncompressed(io.BufferedReader(counted, 1 << 20))
+        for item in read_focus(_decoded(lines, rejected.append), options, resolve):
             yield from rejected
             rejected.clear()
             read_bytes[0] = counted.read_bytes
@@ -261,17 +265,29 @@ def _write_batch(db: Database, batch: list[UsageIn], starts: set[datetime], tz: 
     return _Written(result, min(starts).astimezone(tz).date(), max(starts).astimezone(tz).date())
 
 
-def _decoded(data: IO[bytes], reject: Callable[[Rejection], object]) -> Iterator[str]:
+def _uncompressed(data: io.BufferedReader) -> IO[bytes]:
+    """The file itself, or its content when it is gzip-compressed (how AWS Data Exports and Azure deliver FOCUS
+    files: `.csv.gz`), recognised by its magic bytes rather than its name; decompressed as it is read."""
+    return io.BufferedReader(_Gunzipped(data), 1 << 20) if data.peek(2)[:2] == GZIP_MAGIC else data
+
+
+def _decoded(data: Iterable[bytes], reject: Callable[[Rejection], object]) -> Iterator[str]:
     """The file's lines as text, without a byte-order mark. A line that is not UTF-8 is rejected (by its
-    number) and read as a blank line, so the CSV reader's line numbers stay those of the file."""
-    for number, line in enumerate(data, start=1):
-        if number == 1 and line.startswith(codecs.BOM_UTF8):
-            line = line[len(codecs.BOM_UTF8):]
-        try:
-            yield line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            reject(Rejection(number, None, f"not UTF-8 text (byte {exc.start + 1}: {exc.reason})"))
-            yield "\n"
+    number) and read as a blank line, so the CSV reader's line numbers stay those of the file. Compressed data
+    that is damaged or cut short ends the file there, with a rejection saying so (the rows before it count)."""
+    number = 0
+    try:
+        for number, line in enumerate(data, start=1):
+            if number == 1 and line.startswith(codecs.BOM_UTF8):
+                line = line[len(codecs.BOM_UTF8):]
+            try:
+                yield line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                reject(Rejection(number, None, f"not UTF-8 text (byte {exc.start + 1}: {exc.reason})"))
+                yield "\n"
+    except (EOFError, zlib.error) as exc:
+        reject(Rejection(number + 1, None, f"the compressed file is damaged or cut short ({exc}); "
+                                           f"nothing after line {number} could be read"))
 
 
 class _CountingReader(io.RawIOBase):
@@ -289,6 +305,43 @@ class _CountingReader(io.RawIOBase):
         buffer[:len(data)] = data
         self.read_bytes += len(data)
         return len(data)
+
+
+class _Gunzipped(io.RawIOBase):
+    """The content of gzip data as it is read (concatenated members too, as gzip reads them). Damaged or cut-short
+    data raises only after everything before the damage was handed out, and a line cut by it is never handed out
+    whole: a truncated export keeps every complete row it still has, and never a half row."""
+
+    _READ = 1 << 16
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._inflate = zlib.decompressobj(wbits=GZIP_WBITS)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            compressed = self._raw.read(self._READ)
+            if not compressed:
+                if not self._inflate.eof:
+                    raise EOFError("the data ends before its gzip end marker")
+                return 0
+            self._pending = self._inflated(compressed)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _inflated(self, compressed: bytes) -> bytes:
+        out = self._inflate.decompress(compressed)
+        while self._inflate.eof and self._inflate.unused_data:  # the next member of a concatenated file
+            rest = self._inflate.unused_data
+            self._inflate = zlib.decompressobj(wbits=GZIP_WBITS)
+            out += self._inflate.decompress(rest)
+        return out
 
 
 class _Resolver:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
 import subprocess
@@ -312,3 +313,42 @@ def test_slash_usage_over_an_imported_file_shows_its_billed_cost_and_a_chart(bot
     shown = json.dumps(answer.blocks)
     assert money(_billed_sum(DATA / AI), "USD", "en_US") in shown
     assert any(f.filename == "usage.png" and f.thread_ts == answer.ts for f in bot.fake.files())
+
+
+@PARSING
+def test_a_gzip_compressed_export_imports_like_the_plain_file(db: Database, tmp_path: Path,
+                                                              parallel_bytes: int) -> None:
+    """Clouds deliver FOCUS exports as `.csv.gz`; recognised by content, whatever the file is called. Written
+    here as two gzip members (concatenated .gz files are one valid file, and `gzip -d` reads both)."""
+    _account(db)
+    content = (DATA / AI).read_bytes()
+    middle = content.index(b"\n", len(content) // 2) + 1
+    compressed = tmp_path / "export-00001.csv.gz"
+    compressed.write_bytes(gzip.compress(content[:middle]) + gzip.compress(content[middle:]))
+    [report] = import_focus(db, "acme", [compressed], now=NOW, parallel_bytes=parallel_bytes)
+    assert report.rejections == [] and report.result.inserted == report.rows > 0
+    assert report.cost == _billed_sum(DATA / AI)
+    assert _usage_total(db, report).quantize(CENT) == report.cost.quantize(CENT)
+    [again] = import_focus(db, "acme", [DATA / AI], now=NOW)  # the same rows, uncompressed: nothing new
+    assert again.result.unchanged == report.rows and again.result.inserted == 0
+
+
+@PARSING
+def test_a_truncated_gzip_export_keeps_every_complete_row_before_the_damage_and_says_where(
+        db: Database, tmp_path: Path, parallel_bytes: int) -> None:
+    _account(db)
+    header, [row, *_] = _rows(AI)
+    cost, description = header.index("BilledCost"), header.index("ChargeDescription")
+    rows = [[*row[:cost], f"{i}.25", *row[cost + 1:]] for i in range(1, 601)]
+    for r in rows:  # text that does not compress away, so half the bytes hold about half the rows
+        r[description] = os.urandom(24).hex()
+    whole = gzip.compress(_write(tmp_path / "big.csv", header, rows).read_bytes())
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(whole[:len(whole) // 2])
+    [report] = import_focus(db, "acme", [cut], now=NOW, parallel_bytes=parallel_bytes)
+    [damage] = report.rejections
+    assert "the compressed file is damaged or cut short" in damage.reason
+    assert f"nothing after line {damage.line - 1} could be read" in damage.reason
+    assert 200 < report.rows == damage.line - 2 < 400  # every complete row before the cut, not the cut one
+    assert report.result.inserted == report.rows
+    assert report.cost == sum(Decimal(f"{i}.25") for i in range(1, report.rows + 1))
