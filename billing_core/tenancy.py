@@ -58,6 +58,17 @@ class Tenancy:
                 select(MemberRole).where(MemberRole.workspace == workspace))}
             return WorkspaceFacts(workspace, accounts, default, links, roles)
 
+    def workspaces_of(self, account_id: int, *, channel: str | None = None) -> list[str]:
+        """The workspaces that may see the account (so may receive its alerts): the one that linked `channel`
+        to it first, then those holding it as their default, then by id."""
+        with self.db.unit_of_work() as s:
+            rows = s.execute(select(WorkspaceAccount.workspace, WorkspaceAccount.is_default)
+                             .where(WorkspaceAccount.account_id == account_id)).all()
+            linked = set(s.scalars(select(ChannelLink.workspace).where(
+                ChannelLink.account_id == account_id, ChannelLink.channel == channel))) if channel else set()
+        ranked = sorted(rows, key=lambda row: (row[0] not in linked, not row[1], row[0]))
+        return [workspace for workspace, _default in ranked]
+
     def allow_account(self, workspace: str, account: str, *, default: bool, actor: str, now: datetime) -> AccountInfo:
         """Let `workspace` see `account` (installation and demo set-up)."""
         with self.db.unit_of_work() as s:

@@ -82,13 +82,13 @@ def _refuse_replays(deps: Deps) -> Callable[..., BoltResponse | None]:
 
 
 def _oauth(settings: Settings, deps: Deps) -> OAuthSettings:
-    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
     from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
+    from bot.jobs.workspaces import installation_store
+
     assert settings.client_id and settings.client_secret
-    installations = SQLAlchemyInstallationStore(client_id=settings.client_id, engine=deps.db.engine)
+    installations = installation_store(settings.client_id, deps.db.engine)  # the worker reads the same store
     states = SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=deps.db.engine)
-    installations.create_tables()  # type: ignore[no-untyped-call]  # slack_sdk owns these tables' shape; creating them is idempotent
     states.metadata.create_all(deps.db.engine)
     return OAuthSettings(client_id=settings.client_id, client_secret=settings.client_secret, scopes=BOT_SCOPES,
                          installation_store=installations, state_store=states, install_path="/slack/install",

@@ -68,12 +68,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from bot.deps import wall_clock
     from bot.jobs.scheduler import RuleTuning, WorkerDeps, run_once, run_worker
     from bot.jobs.webhooks import WebhookTargets
+    from bot.jobs.workspaces import installation_store
 
     settings = Settings.from_env()
-    if not settings.bot_token:
-        raise SystemExit("The worker posts alerts with SLACK_BOT_TOKEN (xoxb-…); it is not set.")
-    deps = WorkerDeps.build(database(args), token=settings.bot_token, api_url=settings.api_url, clock=wall_clock,
-                            webhooks=WebhookTargets.from_env(os.environ), tuning=RuleTuning.from_env(os.environ))
+    if not settings.bot_token and not settings.oauth_enabled:
+        raise SystemExit("The worker posts alerts with SLACK_BOT_TOKEN (xoxb-…, one workspace), or with each "
+                         "workspace's own token when SLACK_CLIENT_ID/SECRET are set (OAuth installs); neither is set.")
+    db = database(args)
+    oauth = settings.client_id if settings.oauth_enabled else None
+    installations = installation_store(oauth, db.engine) if oauth else None  # each workspace posts with its own bot
+    deps = WorkerDeps.build(db, token=settings.bot_token, api_url=settings.api_url, clock=wall_clock,
+                            webhooks=WebhookTargets.from_env(os.environ), tuning=RuleTuning.from_env(os.environ),
+                            installations=installations)
     return run_once(deps) if args.once else run_worker(deps)
 
 

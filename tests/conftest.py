@@ -119,8 +119,11 @@ def db_url(db: Database, request: pytest.FixtureRequest) -> str:
 
 
 def _truncate(database: Database) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with database.engine.begin() as conn:
+        # slack_sdk's installation and OAuth state stores keep tables of their own, created on first use.
+        slack = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                                  "AND tablename LIKE 'slack\\_%'")).scalars().all()
+        tables = ", ".join(f'"{name}"' for name in [*(t.name for t in Base.metadata.sorted_tables), *slack])
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 

@@ -17,6 +17,8 @@ Contract:
 - After an alert is posted, its chart (forecast, anomaly, digest) or document (an issued invoice's PDF) is
   uploaded into its thread, best effort.
 - Mirrors (`bot.jobs.webhooks`: signed JSON, Slack incoming web-hooks) go through the same outbox and rules.
+- With OAuth installs, each delivery is posted (looked up, charted) by the bot of the workspace that may see the
+  account and the channel (`bot.jobs.workspaces`); an account no installed workspace may see is dead-lettered.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from billing_core.alerts.rules import AlertInfo
 from billing_core.alerts.service import MIRRORS, Alerts, Delivery
 from billing_core.service import Billing
 from bot.jobs.webhooks import WebhookTargets, http_client, outgoing_for
+from bot.jobs.workspaces import InstalledWorkspaces, NotInstalled
 from bot.views.alerts import alert_message, alert_summary, resolved_reply
 from bot.views.common import Reader
 
@@ -127,6 +130,7 @@ class Deliverer:
     with_charts: bool = True
     webhooks: WebhookTargets = field(default_factory=WebhookTargets)
     http: httpx.Client = field(default_factory=http_client)
+    workspaces: InstalledWorkspaces | None = None  # OAuth installs: each alert posted by its workspace's own bot
     _last_post: dict[str, float] = field(default_factory=dict)
 
     def run_once(self, *, alert_id: int | None = None) -> Tally:
@@ -155,11 +159,20 @@ class Deliverer:
         """Post one claimed delivery; returns "sent", "found", "retried", "dead" or "lost"."""
         if job.purpose in MIRRORS:
             return self._send_mirror(job)
+        try:
+            client = self._slack_for(job)
+        except NotInstalled as missing:
+            self.alerts.give_up(job.id, str(missing))
+            return "dead"
+        except SlackApiError as error:
+            return self._failed(job, error)
+        except (OSError, http.client.HTTPException) as error:
+            return self._retry(job, f"workspace lookup failed: {error!r}"[:300], ambiguous=job.ambiguous)
         if job.ambiguous:
             if not self._still_mine(job):
                 return "lost"
             try:
-                found = self._find_posted(job)
+                found = self._find_posted(job, client)
             except SlackApiError as error:
                 return self._failed(job, error)
             except (OSError, http.client.HTTPException) as error:
@@ -172,7 +185,7 @@ class Deliverer:
         if not self._still_mine(job):
             return "lost"
         try:
-            result = self.client.chat_postMessage(**self.message_for(job))
+            result = client.chat_postMessage(**self.message_for(job))
         except SlackApiError as error:
             return self._failed(job, error)
         except (OSError, http.client.HTTPException) as error:
@@ -181,8 +194,14 @@ class Deliverer:
         ts = str(result["ts"])
         self.alerts.record_sent(job.id, ts, now=self.clock())
         if job.purpose == "alert" and self.with_charts:
-            self._chart(job.alert, ts)
+            self._chart(job.alert, ts, client)
         return "sent"
+
+    def _slack_for(self, job: Delivery) -> WebClient:
+        """The client that posts this delivery: the one workspace's, or (OAuth) that of the channel's workspace."""
+        if self.workspaces is None:
+            return self.client
+        return self.workspaces.client_for(job.alert.account_id, job.channel)
 
     def message_for(self, job: Delivery) -> dict[str, Any]:
         reader = reader_for(job.alert)
@@ -209,13 +228,13 @@ class Deliverer:
                 self.sleep(wait)
         self._last_post[channel] = self.monotonic()
 
-    def _find_posted(self, job: Delivery) -> str | None:
+    def _find_posted(self, job: Delivery, client: WebClient) -> str | None:
         """The ts of this delivery's message if an earlier attempt posted it (found by its metadata)."""
         if job.purpose == "alert":
-            page = self.client.conversations_history(channel=job.channel, limit=HISTORY_LIMIT,
+            page = client.conversations_history(channel=job.channel, limit=HISTORY_LIMIT,
                                                      include_all_metadata=True)
         else:
-            page = self.client.conversations_replies(channel=job.channel, ts=job.alert.message_ts or "",
+            page = client.conversations_replies(channel=job.channel, ts=job.alert.message_ts or "",
                                                      limit=HISTORY_LIMIT, include_all_metadata=True)
         for msg in page.get("messages") or []:
             meta = msg.get("metadata") or {}
@@ -277,13 +296,13 @@ class Deliverer:
 
     # --- the chart in the thread -------------------------------------------------------------------
 
-    def _chart(self, alert: AlertInfo, ts: str) -> None:
+    def _chart(self, alert: AlertInfo, ts: str, client: WebClient) -> None:
         try:
             chart = self._render(alert)
             if chart is None:
                 return
             png, filename, title, alt = chart
-            self.client.files_upload_v2(channel=alert.channel or "", thread_ts=ts, content=png, filename=filename,
+            client.files_upload_v2(channel=alert.channel or "", thread_ts=ts, content=png, filename=filename,
                                         title=title, alt_txt=alt[:1000])
         except Exception:
             # The alert itself is delivered; a missing chart must not make it look undelivered.

@@ -23,6 +23,7 @@ from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+from slack_sdk.oauth.installation_store import InstallationStore
 from sqlalchemy import Connection, text
 
 from billing_core.alerts.rules import DEFAULT_REMINDERS, FORECAST_MIN_DAYS
@@ -31,8 +32,10 @@ from billing_core.db.engine import Database
 from billing_core.reconcile import reconcile_billed_accounts, summary_line
 from billing_core.service import Billing
 from billing_core.sources.sync import sync_all
+from billing_core.tenancy import Tenancy
 from bot.jobs.delivery import Deliverer, delivery_client
 from bot.jobs.webhooks import WebhookTargets
+from bot.jobs.workspaces import InstalledWorkspaces
 
 log = logging.getLogger("billing_bot.worker")
 
@@ -128,11 +131,17 @@ class WorkerDeps:
 
     @classmethod
     def build(cls, db: Database, *, token: str | None, api_url: str, clock: Callable[[], datetime],
-              webhooks: WebhookTargets | None = None, tuning: RuleTuning | None = None) -> WorkerDeps:
+              webhooks: WebhookTargets | None = None, tuning: RuleTuning | None = None,
+              installations: InstallationStore | None = None) -> WorkerDeps:
+        """`token` posts every alert in one workspace; with `installations` (OAuth installs) each alert is
+        posted by the bot of its own workspace instead."""
         targets = webhooks or WebhookTargets()
         billing = Billing(db)
         alerts = Alerts(db, billing, mirrors=targets.mirrors)
-        deliverer = Deliverer(alerts, billing, delivery_client(token, api_url), clock=clock, webhooks=targets)
+        workspaces = None if installations is None else \
+            InstalledWorkspaces(Tenancy(db), installations, lambda bot_token: delivery_client(bot_token, api_url))
+        deliverer = Deliverer(alerts, billing, delivery_client(token, api_url), clock=clock, webhooks=targets,
+                              workspaces=workspaces)
         return cls(db, alerts, deliverer, Leadership(db), clock, tuning or RuleTuning())
 
 

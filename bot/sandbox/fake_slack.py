@@ -18,6 +18,9 @@ Contract:
 - Extension point: `mount(segment, route)` serves every path whose first segment is `segment` ("" for `/`) with
   `route(verb, rest, query, headers, body) -> Page`, outside the state lock and unrecorded; the browser sandbox
   (`bot.sandbox.ui`) adds its pages this way. `start(port=...)` picks a fixed port (default: ephemeral).
+- Other workspaces: `install(team, bot_token)` makes calls with that token act in `team`; channels added with
+  `Channel(team=...)` are found only by their own workspace's tokens (`channel_not_found` for the others), as
+  Slack answers a bot of another workspace.
 - In-process accessors return deep copies taken under the state lock; `wait_for`/`wait_for_calls` block until
   the background listeners of a Bolt app have made their calls. A call is recorded after it was answered, so
   when `wait_for_calls` returns, the state already reflects it.
@@ -48,6 +51,7 @@ from bot.sandbox.fake_methods import (
     view_submission_response,
 )
 from bot.sandbox.fake_state import (
+    TEAM_ID,
     Call,
     Channel,
     Clock,
@@ -133,6 +137,12 @@ def _fault_reply(fault: _Fault) -> _Reply:
         page = f"<html><head><title>{fault.status} {reason}</title></head><body><h1>{reason}</h1></body></html>"
         return _Reply(fault.status, page.encode(), "text/html; charset=utf-8", error=f"http_{fault.status}")
     return _Reply.of_json({"ok": False, "error": fault.error or "fatal_error"}, fault.status)
+
+
+def _token(headers: dict[str, str], body: Json) -> str:
+    """Bearer token in the header (what slack_sdk sends) or a `token` field (legacy clients)."""
+    header = headers.get("authorization", "")
+    return header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else str(body.get("token", ""))
 
 
 def parse_body(raw: bytes, content_type: str, query: str) -> Json:
@@ -270,6 +280,12 @@ class FakeSlack:
         with self._state.lock:
             self._state.channels[channel.id] = channel
 
+    def install(self, team: str, bot_token: str) -> None:
+        """Another workspace with the app installed: calls with `bot_token` act in `team`, and see only the
+        channels added with that `team` (and the default workspace's tokens never see those)."""
+        with self._state.lock:
+            self._state.token_teams[bot_token] = team
+
     def fail_next(self, method: str, *, status: int | None = None, retry_after: int = 1, error: str | None = None,
                   times: int = 1, drop: bool = False, after: bool = False) -> None:
         """Script the next `times` answers to `method` ("upload" and "response_url" name the raw endpoints).
@@ -372,16 +388,17 @@ class FakeSlack:
         auth = self._auth_error(headers, body) if method not in NO_AUTH_METHODS else None
         if auth is not None:
             return _Reply.of_json({"ok": False, "error": auth})
+        self._state.caller_team = self._state.token_teams.get(_token(headers, body), TEAM_ID)
         try:
             return _Reply.of_json(implementation(self._state, Args(body)), headers=scopes)
         except ApiError as exc:
             return _Reply.of_json(exc.body(), exc.status, scopes | exc.headers)
+        finally:
+            self._state.caller_team = TEAM_ID
 
     @staticmethod
     def _auth_error(headers: dict[str, str], body: Json) -> str | None:
-        """Bearer token in the header (what slack_sdk sends) or a `token` field (legacy clients)."""
-        header = headers.get("authorization", "")
-        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else str(body.get("token", ""))
+        token = _token(headers, body)
         if not token:
             return "not_authed"
         return None if token.startswith(("xoxb-", "xoxp-")) else "invalid_auth"

@@ -71,6 +71,7 @@ class Channel:
     is_private: bool = False
     is_archived: bool = False
     im_user: str | None = None  # set for a DM channel: the human on the other side
+    team: str = TEAM_ID  # the workspace it belongs to: other workspaces' tokens do not find it
 
     @property
     def is_im(self) -> bool:
@@ -240,6 +241,8 @@ class SlackState:
         self.triggers: dict[str, Trigger] = {}
         self.calls: list[Call] = []
         self.last_post: dict[str, float] = {}  # channel -> time of the last accepted chat.postMessage
+        self.token_teams: dict[str, str] = {}  # bot tokens of other workspaces (FakeSlack.install); others: TEAM_ID
+        self.caller_team = TEAM_ID  # the workspace of the call being answered (set under the lock)
         self._last_us = 0
 
     def next_ts(self) -> str:
@@ -251,12 +254,15 @@ class SlackState:
         return f"{int(self.clock())}.{secrets.token_hex(4)}"
 
     def channel(self, ref: str) -> Channel | None:
-        """A channel by id, by `#name`/name, or a user id standing for the DM with that user (as Slack allows)."""
+        """A channel of the calling workspace by id, by `#name`/name, or a user id standing for the DM with that
+        user (as Slack allows)."""
         if ref in self.channels:
-            return self.channels[ref]
+            found = self.channels[ref]
+            return found if found.team == self.caller_team else None
         name = ref.removeprefix("#")
         for channel in self.channels.values():
-            if (channel.name and channel.name == name) or (ref in self.users and channel.im_user == ref):
+            if channel.team == self.caller_team and \
+                    ((channel.name and channel.name == name) or (ref in self.users and channel.im_user == ref)):
                 return channel
         return None
 
