@@ -54,21 +54,38 @@ DIMENSION: Table = UsageDailyDimension.__table__  # type: ignore[assignment]
 _Pairs = tuple[tuple[str, str], ...]
 # Attributes stay a mapping: they are only ever compared whole (dict equality ignores order) and stored.
 _Row = tuple[int, int | None, int | None, str, str, int, int, str, datetime, datetime, _Pairs, dict[str, Any]]
+#: Stored rows by key (source, external_id), as `stored_rows` makes them and `write_rows` writes them.
+Rows = dict[tuple[str, str], _Row]
+_Keyed = list[tuple[tuple[str, str], _Row]]
 
 
 def ingest_usage(session: Session, records: Iterable[UsageIn], *, batch_size: int = BATCH_SIZE) -> IngestResult:
     """Upsert usage records and move the rollups by the difference. Repositories never commit.
 
-    Chunks of `batch_size` are written `in_turn`: while a writer thread has the session (and the database
-    takes one chunk: lookups, inserts, rollup upserts), this thread validates the next.
+    `stored_rows` then `write_rows`, by chunks of `batch_size`, written `in_turn`: while a writer thread has
+    the session (and the database takes one chunk: lookups, inserts, rollup upserts), this thread validates
+    the next.
     """
     zones = _AccountZones(session)
     result = IngestResult()
     with cyclic_gc_paused():
         for written in in_turn(_validated_chunks(records, batch_size),
-                               lambda item: _write_chunk(session, item[0], item[1], zones)):
+                               lambda item: _write_chunk(session, item[0], zones, item[1])):
             result += written
     return result
+
+
+def stored_rows(records: Iterable[UsageIn]) -> Rows:
+    """The records validated, as their stored rows would read, by key (source, external_id); a key given
+    twice keeps its last record. Pure (no session): it runs beside the writer, or in a parsing process,
+    whose rows (integers, shared text and instants) cost far less to hand over than the records."""
+    dimension_sets: dict[int, _Pairs] = {}  # ids stay unique while `records` holds the mappings
+    return {(r.source, r.external_id): _validate(r, dimension_sets) for r in records}
+
+
+def write_rows(session: Session, rows: Rows) -> IngestResult:
+    """Upsert `stored_rows` and move the rollups by the difference, in the session's transaction."""
+    return _write_chunk(session, rows, _AccountZones(session))
 
 
 def in_turn(batches: Iterable[_Batch], write: Callable[[_Batch], _Written]) -> Iterator[_Written]:
@@ -128,23 +145,24 @@ class _AccountZones:
             self._zones[account_id] = ZoneInfo(name)
         return self._zones[account_id]
 
-    def check_references(self, chunk: Sequence[UsageIn]) -> None:
+    def check_references(self, rows: Iterable[tuple[tuple[str, str], _Row]]) -> None:
         """usage_records has no foreign keys (bulk speed): refuse unknown or foreign ids here, per batch."""
-        for account_id in {r.account_id for r in chunk}:
+        rows = list(rows)
+        for account_id in {r[0] for _k, r in rows}:
             self[account_id]
-        wanted = {r.deployment_id for r in chunk if r.deployment_id} - self._deployments.keys()
+        wanted = {r[1] for _k, r in rows if r[1]} - self._deployments.keys()
         if wanted:
-            rows = self._session.execute(select(Deployment.id, Deployment.account_id).where(Deployment.id.in_(wanted)))
-            self._deployments.update({row[0]: row[1] for row in rows})
-        providers = {r.provider_id for r in chunk if r.provider_id} - self._providers
+            found = self._session.execute(select(Deployment.id, Deployment.account_id).where(Deployment.id.in_(wanted)))
+            self._deployments.update({row[0]: row[1] for row in found})
+        providers = {r[2] for _k, r in rows if r[2]} - self._providers
         if providers:
             self._providers.update(self._session.scalars(select(Provider.id).where(Provider.id.in_(providers))))
-        for r in chunk:
-            if r.deployment_id and self._deployments.get(r.deployment_id) != r.account_id:
-                raise InvalidInput(f"Usage {r.external_id}: deployment {r.deployment_id} is not one of account "
-                                   f"{r.account_id}'s deployments.")
-            if r.provider_id and r.provider_id not in self._providers:
-                raise InvalidInput(f"Usage {r.external_id}: no provider with id {r.provider_id}.")
+        for (_source, external_id), (account_id, deployment_id, provider_id, *_rest) in rows:
+            if deployment_id and self._deployments.get(deployment_id) != account_id:
+                raise InvalidInput(f"Usage {external_id}: deployment {deployment_id} is not one of account "
+                                   f"{account_id}'s deployments.")
+            if provider_id and provider_id not in self._providers:
+                raise InvalidInput(f"Usage {external_id}: no provider with id {provider_id}.")
 
 
 def _validate(rec: UsageIn, dimension_sets: dict[int, _Pairs]) -> _Row:
@@ -216,20 +234,19 @@ def _currency(code: str) -> str:
     return normalize_currency(code)
 
 
-_Incoming = dict[tuple[str, str], _Row]
-
-
-def _validated_chunks(records: Iterable[UsageIn], size: int) -> Iterator[tuple[list[UsageIn], _Incoming]]:
-    """Chunks of `size` records with their rows as stored rows would read, by key (pure: runs beside the writer)."""
+def _validated_chunks(records: Iterable[UsageIn], size: int) -> Iterator[tuple[Rows, _Keyed | None]]:
+    """`stored_rows` of `size` records at a time; with every record's row too when a key repeats in the
+    chunk, whose references are checked all the same (pure: runs beside the writer)."""
     iterator = iter(records)
     while chunk := list(islice(iterator, size)):
-        dimension_sets: dict[int, _Pairs] = {}  # ids stay unique while `chunk` holds the mappings
-        yield chunk, {(r.source, r.external_id): _validate(r, dimension_sets) for r in chunk}
+        rows = stored_rows(chunk)
+        every = None if len(rows) == len(chunk) else [((r.source, r.external_id), _validate(r, {})) for r in chunk]
+        yield rows, every
         gc.collect(1)
 
 
-def _write_chunk(session: Session, chunk: Sequence[UsageIn], incoming: _Incoming, zones: _AccountZones) -> IngestResult:
-    zones.check_references(chunk)
+def _write_chunk(session: Session, incoming: Rows, zones: _AccountZones, every: _Keyed | None = None) -> IngestResult:
+    zones.check_references(incoming.items() if every is None else every)
     existing = _existing_rows(session, list(incoming))
     deltas = _Deltas(zones)
     inserts: list[tuple[tuple[str, str], _Row]] = []
