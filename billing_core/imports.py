@@ -6,10 +6,13 @@ deployments, and writes through `billing_core.db.ingest` only. FOCUS rows are co
 committed stay (re-running the import is idempotent), and rejected rows never reach a batch. Stripe
 objects are upserted one savepoint each, so a rejected object leaves the others in place.
 
-A large FOCUS file (`PARALLEL_BYTES` and up) is parsed in a second process while this one writes: the
-parser hands over chunks through a queue of at most `_QUEUE_CHUNKS`, so memory stays flat, and rows
+A FOCUS file is parsed into pieces of rows already validated the way `ingest.ingest_usage` validates
+records (`ingest.stored_rows`), which are joined into batches and written by `ingest.write_rows`. A large
+file (`PARALLEL_BYTES` and up) is parsed and validated in a second process while this one writes: the
+parser hands over pieces through a queue of at most `_QUEUE_PIECES`, so memory stays flat, and rows
 arrive in file order, so the result is exactly that of parsing in-process. Provider and sub-account
-names are resolved to ids here (the database is this process's), the parser only numbers them.
+names are resolved to ids here (the database is this process's): the parser asks once per new name
+and waits for the answer.
 """
 
 from __future__ import annotations
@@ -36,7 +39,15 @@ from billing_core import invoicing
 from billing_core.db import queries
 from billing_core.db.audit import record
 from billing_core.db.engine import Database
-from billing_core.db.ingest import cyclic_gc_paused, in_turn, ingest_usage, upsert_invoice, upsert_payment
+from billing_core.db.ingest import (
+    Rows,
+    cyclic_gc_paused,
+    in_turn,
+    stored_rows,
+    upsert_invoice,
+    upsert_payment,
+    write_rows,
+)
 from billing_core.db.models import Deployment, Invoice, Payment, Provider
 from billing_core.errors import BillingError
 from billing_core.records import InvoiceIn, PaymentIn, UsageIn
@@ -46,8 +57,8 @@ from billing_core.sources.focus import FocusOptions, Rejection, Resolver, read_f
 
 BATCH_ROWS = 20_000
 PARALLEL_BYTES = 16 << 20  # below this a second process costs more to start than it saves
-_CHUNK_ROWS = 5_000  # rows per hand-over from the parsing process
-_QUEUE_CHUNKS = 4
+_PIECE_ROWS = 5_000  # rows per hand-over from the parsing process
+_QUEUE_PIECES = 4
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib reads the gzip header and trailer itself
 MAX_LISTED = 1_000  # rejections kept in detail per file; the count is always exact
@@ -114,79 +125,135 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
                        batch_rows: int, progress: Progress | None, *, parallel: bool) -> FileReport:
     report = FileReport(str(path))
     size = path.stat().st_size
+    pieces = _parsed_elsewhere(path, options, resolver, batch_rows) if parallel else \
+        _pieces(_parsed_here(path, options, resolver), batch_rows)
     read_bytes = [0]  # how far the parser has read, for progress
-    items = _parsed_elsewhere(path, options, resolver, read_bytes) if parallel else \
-        _parsed_here(path, options, resolver, read_bytes)
 
     def read_so_far() -> None:
         if progress:
             progress(path.name, report.rows + report.rejected, read_bytes[0], size)
 
-    def write(batch: tuple[list[UsageIn], set[datetime]]) -> _Written:
-        return _write_batch(db, *batch, tz)
+    def write(batch: _Batch) -> _Written:
+        return _write_batch(db, batch, tz)
 
     with cyclic_gc_paused():  # one batch is written while the next is read (ingest.in_turn)
-        for written in in_turn(_batches(items, report, batch_rows, read_so_far), write):
+        for written in in_turn(_batches(pieces, report, read_bytes, read_so_far), write):
             report.count(written)
     if progress:
         progress(path.name, report.rows + report.rejected, size, size)
     return report
 
 
-def _batches(items: Iterator[UsageIn | Rejection], report: FileReport, batch_rows: int,
-             progress: Callable[[], object]) -> Iterator[tuple[list[UsageIn], set[datetime]]]:
-    """The file's rows in batches (with their charge starts), rejections and totals counted on the way."""
-    batch: list[UsageIn] = []
-    starts: set[datetime] = set()
-    for item in items:
+@dataclass
+class _Piece:
+    """Consecutive items of a file, parsed and validated (`ingest.stored_rows`), with what the report counts
+    of them. A piece ends where a batch of `batch_rows` rows fills (`ends_batch`) or after `_PIECE_ROWS` rows."""
+
+    rows: Rows = field(default_factory=dict)
+    records: int = 0  # rows read (a repeated key is one stored row but two read)
+    rejections: list[Rejection] = field(default_factory=list)
+    cost: Decimal = Decimal(0)
+    first_start: datetime | None = None  # earliest and latest charge period start of `rows`
+    last_start: datetime | None = None
+    read_bytes: int = 0
+    ends_batch: bool = False
+
+
+@dataclass
+class _Batch:
+    """Rows written in one transaction, with the earliest and latest charge period start among them."""
+
+    rows: Rows
+    first_start: datetime
+    last_start: datetime
+
+
+def _pieces(items: Iterator[tuple[UsageIn | Rejection, int]], batch_rows: int) -> Iterator[_Piece]:
+    """The file's items (with the bytes read by then) in pieces; runs where the file is parsed."""
+    records: list[UsageIn] = []
+    piece = _Piece()
+    in_batch = 0
+    for item, read_bytes in items:
+        piece.read_bytes = read_bytes
         if isinstance(item, Rejection):
-            report.reject(item)
+            piece.rejections.append(item)
             continue
-        report.rows += 1
-        report.cost += item.cost
-        starts.add(item.period_start)
-        batch.append(item)
-        if len(batch) >= batch_rows:
-            yield batch, starts
-            batch, starts = [], set()
+        records.append(item)
+        in_batch += 1
+        if in_batch >= batch_rows or len(records) >= _PIECE_ROWS:
+            piece.ends_batch = in_batch >= batch_rows
+            in_batch = 0 if piece.ends_batch else in_batch
+            yield _filled(piece, records)
+            piece, records = _Piece(read_bytes=piece.read_bytes), []
+    yield _filled(piece, records)
+
+
+def _filled(piece: _Piece, records: list[UsageIn]) -> _Piece:
+    piece.rows = stored_rows(records)  # raises what ingest_usage would for a record it refuses
+    piece.records = len(records)
+    piece.cost = sum((r.cost for r in records), Decimal(0))
+    if records:
+        piece.first_start = min(r.period_start for r in records)
+        piece.last_start = max(r.period_start for r in records)
+    return piece
+
+
+def _batches(pieces: Iterator[_Piece], report: FileReport, read_bytes: list[int],
+             progress: Callable[[], object]) -> Iterator[_Batch]:
+    """The pieces joined into batches, rejections and totals counted on the way."""
+    batch: _Batch | None = None
+    for piece in pieces:
+        report.rows += piece.records
+        report.cost += piece.cost
+        for rejection in piece.rejections:
+            report.reject(rejection)
+        read_bytes[0] = piece.read_bytes
+        if piece.first_start is not None and piece.last_start is not None:
+            if batch is None:
+                batch = _Batch(piece.rows, piece.first_start, piece.last_start)
+            else:
+                batch.rows.update(piece.rows)
+                batch.first_start = min(batch.first_start, piece.first_start)
+                batch.last_start = max(batch.last_start, piece.last_start)
+        if piece.ends_batch and batch is not None:
+            yield batch
+            batch = None
             gc.collect(1)  # as in ingest_usage: a batch makes no cycles; the young ones are swept after each
             progress()
-    if batch:
-        yield batch, starts
+    if batch is not None:
+        yield batch
 
 
-def _parsed_here(path: Path, options: FocusOptions, resolve: Resolver,
-                 read_bytes: list[int]) -> Iterator[UsageIn | Rejection]:
-    """The file's rows and rejections, parsed in this process, in file order."""
+def _parsed_here(path: Path, options: FocusOptions,
+                 resolve: Resolver) -> Iterator[tuple[UsageIn | Rejection, int]]:
+    """The file's rows and rejections in file order, each with the bytes read by then."""
     with path.open("rb") as raw:
         counted = _CountingReader(raw)
         rejected: list[Rejection] = []
         lines = _uncompressed(io.BufferedReader(counted, 1 << 20))
         for item in read_focus(_decoded(lines, rejected.append), options, resolve):
-            yield from rejected
+            for rejection in rejected:
+                yield rejection, counted.read_bytes
             rejected.clear()
-            read_bytes[0] = counted.read_bytes
-            yield item
-        yield from rejected
+            yield item, counted.read_bytes
+        for rejection in rejected:
+            yield rejection, counted.read_bytes
 
 
-def _parsed_elsewhere(path: Path, options: FocusOptions, resolve: Resolver,
-                      read_bytes: list[int]) -> Iterator[UsageIn | Rejection]:
-    """The same as `_parsed_here`, parsed by a second process; the names it numbered are resolved here."""
+def _parsed_elsewhere(path: Path, options: FocusOptions, resolve: Resolver, batch_rows: int) -> Iterator[_Piece]:
+    """The same as `_pieces(_parsed_here(…))`, made by a second process; it asks this one for the ids of
+    the names it meets (the database is this process's) and waits for the answer."""
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited database connections
-    queue: Any = context.Queue(_QUEUE_CHUNKS)
-    worker = context.Process(target=_parse_worker, args=(path, options, queue), daemon=True)
+    queue: Any = context.Queue(_QUEUE_PIECES)
+    answers: Any = context.Queue()
+    worker = context.Process(target=_parse_worker, args=(path, options, batch_rows, queue, answers), daemon=True)
     worker.start()
-    ids: list[tuple[int | None, int | None]] = []  # by the parser's number of each (provider, sub-account)
     try:
         while (message := _next(queue, worker)) is not None:
-            names, rows, read_bytes[0] = message
-            ids.extend(resolve(*key) for key in names)
-            for row in rows:
-                if isinstance(row, Rejection):
-                    yield row
-                else:
-                    yield _usage(row, *ids[row[10]])
+            if isinstance(message, _Piece):
+                yield message
+            else:
+                answers.put(resolve(*message))
     finally:
         worker.terminate()  # a no-op once it is done; stops it if writing failed half-way
         worker.join()
@@ -206,48 +273,26 @@ def _next(queue: Any, worker: Any) -> Any:
         return message
 
 
-_Handed = tuple[Any, ...] | Rejection  # a parsed row as plain fields (cheap to pickle), or a rejection
+def _parse_worker(path: Path, options: FocusOptions, batch_rows: int, queue: Any, answers: Any) -> None:
+    """Runs in the parsing process: the file's pieces in order, then None; a name it has not seen yet is
+    sent as (provider, sub-account id, sub-account name), answered with its ids."""
+    known: dict[tuple[str | None, str | None, str | None], tuple[int | None, int | None]] = {}
 
-
-def _parse_worker(path: Path, options: FocusOptions, queue: Any) -> None:
-    """Runs in the parsing process: chunks of (new names, rows, bytes read) in file order, then None."""
-    names: dict[tuple[str | None, str | None, str | None], int] = {}
-    new: list[tuple[str | None, str | None, str | None]] = []
-
-    def number(provider: str | None, sub_id: str | None, sub_name: str | None) -> tuple[int | None, int | None]:
+    def resolve(provider: str | None, sub_id: str | None, sub_name: str | None) -> tuple[int | None, int | None]:
         key = (provider, sub_id, sub_name)
-        if key not in names:
-            names[key] = len(names)
-            new.append(key)
-        return names[key], None
+        if key not in known:
+            queue.put(key)
+            known[key] = answers.get()
+        return known[key]
 
-    read_bytes = [0]
-    chunk: list[_Handed] = []
-    gc.disable()  # this process only parses: no cycles worth the collector's passes over every chunk
+    gc.disable()  # this process only parses: no cycles worth the collector's passes over every piece
     try:
-        for item in _parsed_here(path, options, number, read_bytes):
-            chunk.append(item if isinstance(item, Rejection) else _fields(item))
-            if len(chunk) >= _CHUNK_ROWS:
-                queue.put((new[:], chunk, read_bytes[0]))
-                new.clear()
-                chunk = []
-                gc.collect(1)
-        queue.put((new[:], chunk, read_bytes[0]))
+        for piece in _pieces(_parsed_here(path, options, resolve), batch_rows):
+            queue.put(piece)
+            gc.collect(1)
         queue.put(None)
     except Exception as exc:  # handed to the importing process, which raises it
         queue.put(exc)
-
-
-def _usage(r: tuple[Any, ...], provider_id: int | None, deployment_id: int | None) -> UsageIn:
-    """`_fields` back into the record, with the ids of its names."""
-    return UsageIn(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], deployment_id=deployment_id,
-                   provider_id=provider_id, dimensions=r[11], attributes=r[12])
-
-
-def _fields(item: UsageIn) -> tuple[Any, ...]:
-    """A parsed row as the positional fields of UsageIn, its provider slot holding the names' number."""
-    return (item.account_id, item.meter, item.quantity, item.unit, item.cost, item.currency, item.period_start,
-            item.period_end, item.source, item.external_id, item.provider_id, item.dimensions, item.attributes)
 
 
 @dataclass(frozen=True)
@@ -259,10 +304,10 @@ class _Written:
     last_day: date
 
 
-def _write_batch(db: Database, batch: list[UsageIn], starts: set[datetime], tz: ZoneInfo) -> _Written:
+def _write_batch(db: Database, batch: _Batch, tz: ZoneInfo) -> _Written:
     with db.unit_of_work() as session:
-        result = ingest_usage(session, batch, batch_size=len(batch))
-    return _Written(result, min(starts).astimezone(tz).date(), max(starts).astimezone(tz).date())
+        result = write_rows(session, batch.rows)
+    return _Written(result, batch.first_start.astimezone(tz).date(), batch.last_start.astimezone(tz).date())
 
 
 def _uncompressed(data: io.BufferedReader) -> IO[bytes]:

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import func, select
 
 from billing_core.db.engine import Database
@@ -181,3 +182,24 @@ def test_a_bad_record_in_a_later_chunk_rolls_back_the_chunks_already_written(db:
     else:
         raise AssertionError("the bad record was accepted")
     assert _rollup_totals(db) == (Decimal(0), Decimal(0), Decimal(0), 0)
+
+
+@pytest.mark.postgres
+def test_a_correction_moves_the_right_hour_whatever_the_database_session_s_time_zone(pg_schema: str) -> None:
+    """PostgreSQL hands stored instants back in the session's time zone; a half-hour zone must not shift the
+    hour the old figures are taken out of (a server configured for India, say)."""
+    from tests.conftest import PG_URL, _truncate
+
+    india = Database(PG_URL, connect_args={"options": f"-csearch_path={pg_schema} -ctimezone=Asia/Kolkata"})
+    try:
+        _truncate(india)
+        with india.unit_of_work() as s:
+            acct = f.account(s)
+            ingest_usage(s, [f.usage(acct, H, "3", ext="u1")])
+        with india.unit_of_work() as s:
+            assert ingest_usage(s, [f.usage(acct, H, "5", ext="u1")]) == IngestResult(updated=1)
+        with india.unit_of_work() as s:
+            hours = [(h.astimezone(UTC), c) for h, c in s.execute(select(UsageHourly.hour, UsageHourly.cost))]
+        assert hours == [(H, Decimal("5"))]
+    finally:
+        india.dispose()

@@ -23,7 +23,7 @@ from json.encoder import encode_basestring_ascii as _string
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, Table, bindparam, column, delete, func, select, text, update
+from sqlalchemy import Table, bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from billing_core.db.models import (
@@ -54,21 +54,38 @@ DIMENSION: Table = UsageDailyDimension.__table__  # type: ignore[assignment]
 _Pairs = tuple[tuple[str, str], ...]
 # Attributes stay a mapping: they are only ever compared whole (dict equality ignores order) and stored.
 _Row = tuple[int, int | None, int | None, str, str, int, int, str, datetime, datetime, _Pairs, dict[str, Any]]
+#: Stored rows by key (source, external_id), as `stored_rows` makes them and `write_rows` writes them.
+Rows = dict[tuple[str, str], _Row]
+_Keyed = list[tuple[tuple[str, str], _Row]]
 
 
 def ingest_usage(session: Session, records: Iterable[UsageIn], *, batch_size: int = BATCH_SIZE) -> IngestResult:
     """Upsert usage records and move the rollups by the difference. Repositories never commit.
 
-    Chunks of `batch_size` are written `in_turn`: while a writer thread has the session (and the database
-    takes one chunk: lookups, inserts, rollup upserts), this thread validates the next.
+    `stored_rows` then `write_rows`, by chunks of `batch_size`, written `in_turn`: while a writer thread has
+    the session (and the database takes one chunk: lookups, inserts, rollup upserts), this thread validates
+    the next.
     """
     zones = _AccountZones(session)
     result = IngestResult()
     with cyclic_gc_paused():
         for written in in_turn(_validated_chunks(records, batch_size),
-                               lambda item: _write_chunk(session, item[0], item[1], zones)):
+                               lambda item: _write_chunk(session, item[0], zones, item[1])):
             result += written
     return result
+
+
+def stored_rows(records: Iterable[UsageIn]) -> Rows:
+    """The records validated, as their stored rows would read, by key (source, external_id); a key given
+    twice keeps its last record. Pure (no session): it runs beside the writer, or in a parsing process,
+    whose rows (integers, shared text and instants) cost far less to hand over than the records."""
+    dimension_sets: dict[int, _Pairs] = {}  # ids stay unique while `records` holds the mappings
+    return {(r.source, r.external_id): _validate(r, dimension_sets) for r in records}
+
+
+def write_rows(session: Session, rows: Rows) -> IngestResult:
+    """Upsert `stored_rows` and move the rollups by the difference, in the session's transaction."""
+    return _write_chunk(session, rows, _AccountZones(session))
 
 
 def in_turn(batches: Iterable[_Batch], write: Callable[[_Batch], _Written]) -> Iterator[_Written]:
@@ -128,23 +145,24 @@ class _AccountZones:
             self._zones[account_id] = ZoneInfo(name)
         return self._zones[account_id]
 
-    def check_references(self, chunk: Sequence[UsageIn]) -> None:
+    def check_references(self, rows: Iterable[tuple[tuple[str, str], _Row]]) -> None:
         """usage_records has no foreign keys (bulk speed): refuse unknown or foreign ids here, per batch."""
-        for account_id in {r.account_id for r in chunk}:
+        rows = list(rows)
+        for account_id in {r[0] for _k, r in rows}:
             self[account_id]
-        wanted = {r.deployment_id for r in chunk if r.deployment_id} - self._deployments.keys()
+        wanted = {r[1] for _k, r in rows if r[1]} - self._deployments.keys()
         if wanted:
-            rows = self._session.execute(select(Deployment.id, Deployment.account_id).where(Deployment.id.in_(wanted)))
-            self._deployments.update({row[0]: row[1] for row in rows})
-        providers = {r.provider_id for r in chunk if r.provider_id} - self._providers
+            found = self._session.execute(select(Deployment.id, Deployment.account_id).where(Deployment.id.in_(wanted)))
+            self._deployments.update({row[0]: row[1] for row in found})
+        providers = {r[2] for _k, r in rows if r[2]} - self._providers
         if providers:
             self._providers.update(self._session.scalars(select(Provider.id).where(Provider.id.in_(providers))))
-        for r in chunk:
-            if r.deployment_id and self._deployments.get(r.deployment_id) != r.account_id:
-                raise InvalidInput(f"Usage {r.external_id}: deployment {r.deployment_id} is not one of account "
-                                   f"{r.account_id}'s deployments.")
-            if r.provider_id and r.provider_id not in self._providers:
-                raise InvalidInput(f"Usage {r.external_id}: no provider with id {r.provider_id}.")
+        for (_source, external_id), (account_id, deployment_id, provider_id, *_rest) in rows:
+            if deployment_id and self._deployments.get(deployment_id) != account_id:
+                raise InvalidInput(f"Usage {external_id}: deployment {deployment_id} is not one of account "
+                                   f"{account_id}'s deployments.")
+            if provider_id and provider_id not in self._providers:
+                raise InvalidInput(f"Usage {external_id}: no provider with id {provider_id}.")
 
 
 def _validate(rec: UsageIn, dimension_sets: dict[int, _Pairs]) -> _Row:
@@ -216,20 +234,19 @@ def _currency(code: str) -> str:
     return normalize_currency(code)
 
 
-_Incoming = dict[tuple[str, str], _Row]
-
-
-def _validated_chunks(records: Iterable[UsageIn], size: int) -> Iterator[tuple[list[UsageIn], _Incoming]]:
-    """Chunks of `size` records with their rows as stored rows would read, by key (pure: runs beside the writer)."""
+def _validated_chunks(records: Iterable[UsageIn], size: int) -> Iterator[tuple[Rows, _Keyed | None]]:
+    """`stored_rows` of `size` records at a time; with every record's row too when a key repeats in the
+    chunk, whose references are checked all the same (pure: runs beside the writer)."""
     iterator = iter(records)
     while chunk := list(islice(iterator, size)):
-        dimension_sets: dict[int, _Pairs] = {}  # ids stay unique while `chunk` holds the mappings
-        yield chunk, {(r.source, r.external_id): _validate(r, dimension_sets) for r in chunk}
+        rows = stored_rows(chunk)
+        every = None if len(rows) == len(chunk) else [((r.source, r.external_id), _validate(r, {})) for r in chunk]
+        yield rows, every
         gc.collect(1)
 
 
-def _write_chunk(session: Session, chunk: Sequence[UsageIn], incoming: _Incoming, zones: _AccountZones) -> IngestResult:
-    zones.check_references(chunk)
+def _write_chunk(session: Session, incoming: Rows, zones: _AccountZones, every: _Keyed | None = None) -> IngestResult:
+    zones.check_references(incoming.items() if every is None else every)
     existing = _existing_rows(session, list(incoming))
     deltas = _Deltas(zones)
     inserts: list[tuple[tuple[str, str], _Row]] = []
@@ -262,42 +279,75 @@ def _existing_rows(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[
     for source, external_id in keys:
         by_source[source].append(external_id)
     found: dict[tuple[str, str], tuple[int, _Row]] = {}
+    instant = _instants(session.get_bind().dialect.name == "sqlite")
     for source, ids in by_source.items():
         for r in _stored(session, source, ids):
             row: _Row = (
-                r[2], r[3], r[4], r[5], r[6], _micros(r[7]), _micros(r[8]), r[9], r[10], r[11], _pairs(r[12]),
-                r[13] or {},
+                r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], instant(r[10]), instant(r[11]),
+                _stored_pairs(r[12]), json.loads(r[13]) if r[13] else {},
             )
             found[(source, r[1])] = (r[0], row)
     return found
 
 
 def _stored(session: Session, source: str, ids: list[str]) -> Iterable[Sequence[Any]]:
-    """The stored rows of `ids`, asked with one parameter instead of thousands."""
-    c = USAGE.c
-    columns = (c.id, c.external_id, c.account_id, c.deployment_id, c.provider_id, c.meter, c.unit, c.quantity,
-               c.cost, c.currency, c.period_start, c.period_end, c.dimensions, c.attributes)
-    if session.get_bind().dialect.name == "postgresql":
+    """The stored rows of `ids` as the driver reads them, asked with one parameter instead of thousands.
+
+    Through the driver, not the column types: quantities and costs stay integer micro-units, and the JSON
+    columns come as text: a batch shares a few hundred dimension texts (`_stored_pairs` reads each once),
+    and decoding jsonb or JSON per row cost more than the whole lookup otherwise (bench.focus re-import).
+    """
+    columns = ("id, external_id, account_id, deployment_id, provider_id, meter, unit, quantity, cost, currency, "
+               "period_start, period_end, CAST(dimensions AS TEXT), CAST(attributes AS TEXT)")
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
         # The ids as one binary array; probed through the unique index only. Within a bulk load the
         # statistics still say "empty table", and the planner's bitmap scan then reads every row of the
         # source that this transaction inserted so far: a lookup that grows with the load.
-        raw = session.connection().connection.driver_connection
+        raw = connection.connection.driver_connection
         assert raw is not None
         with raw.cursor() as cursor:
             cursor.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off")
-            cursor.execute(f"SELECT {', '.join(col.name for col in columns)} FROM usage_records "
-                           "WHERE source = %s AND external_id = ANY(%b)", (source, ids))
+            cursor.execute(f"SELECT {columns} FROM usage_records WHERE source = %s AND external_id = ANY(%b)",
+                           (source, ids))
             found: list[Sequence[Any]] = cursor.fetchall()
             cursor.execute("RESET enable_bitmapscan; RESET enable_seqscan")
         return found
     # SQLite: the ids as one JSON parameter too; compiling an IN of 20 k bound values cost a sixth of the ingest.
-    wanted = select(column("value", String)).select_from(func.json_each(bindparam("ids", json.dumps(ids))))
-    return session.execute(select(*columns).where(c.source == source, c.external_id.in_(wanted))).all()
+    return connection.exec_driver_sql(
+        f"SELECT {columns} FROM usage_records WHERE source = ? AND external_id IN (SELECT value FROM json_each(?))",
+        (source, json.dumps(ids))).all()
 
 
-def _micros(value: int | Decimal) -> int:
-    """Raw BIGINT micro-units from the driver, or a Decimal from the typed column."""
-    return value if isinstance(value, int) else to_micros(value)
+def _instants(sqlite: bool) -> Callable[[Any], datetime]:
+    """Stored instants as aware UTC datetimes: SQLite keeps naive-UTC text (parsed once per text, a batch
+    shares a few); PostgreSQL's driver hands them in the session's time zone, which need not be UTC (the
+    rollup deltas truncate to the hour: 10:30+05:30 must count in 05:00 UTC, not 10:00)."""
+    if not sqlite:
+        return _utc
+    parsed: dict[str, datetime] = {}
+
+    def instant(text: str) -> datetime:
+        found = parsed.get(text)
+        if found is None:
+            found = parsed[text] = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return found
+    return instant
+
+
+_STORED_DIMENSIONS: dict[str, _Pairs] = {}
+
+
+def _stored_pairs(text: str | None) -> _Pairs:
+    """`_pairs` of a stored dimensions text, cached by text: stored rows repeat few dimension sets."""
+    if not text:
+        return ()
+    found = _STORED_DIMENSIONS.get(text)
+    if found is None:
+        if len(_STORED_DIMENSIONS) >= _DIMENSION_SETS_LIMIT:
+            _STORED_DIMENSIONS.clear()
+        found = _STORED_DIMENSIONS[text] = _pairs(json.loads(text))
+    return found
 
 
 def _as_columns(key: tuple[str, str], row: _Row) -> dict[str, Any]:
