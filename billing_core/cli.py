@@ -8,16 +8,17 @@ one unit of work). Slack-facing commands (web, socket, worker, sandbox) are adde
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import NoReturn
 
-from billing_core import fmt
+from billing_core import fmt, invoicing
 from billing_core.db.engine import Database
 from billing_core.db.migrate import current_revision, upgrade
-from billing_core.errors import BillingError
+from billing_core.errors import BillingError, InvalidInput, NotFound
 from billing_core.service import Billing
 
 EXIT_USAGE = 2
@@ -43,6 +44,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def actor() -> str:
+    """Who made a change from the command line, as the audit log records it."""
+    return f"cli:{os.environ.get('USER', 'operator')}"
+
+
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="billing-bot", description="Billing chat-ops bot: ledger, reports and Slack app.")
     parser.add_argument("--database-url", help="overrides DATABASE_URL (default: SQLite under ./var/)")
@@ -57,7 +63,16 @@ def build_parser() -> OneLineParser:
     seed.add_argument("--demo", action="store_true", required=True, help="deterministic demo data relative to today")
     seed.set_defaults(handler=cmd_seed)
 
-    sub.add_parser("accounts", help="list billing accounts").set_defaults(handler=cmd_accounts)
+    accounts = sub.add_parser("accounts", help="list billing accounts (`accounts add` creates one)")
+    accounts.set_defaults(handler=cmd_accounts)
+    add = accounts.add_subparsers(dest="accounts_command", parser_class=OneLineParser).add_parser(
+        "add", help="create a billing account: imports, provider syncs and workspaces then take its name")
+    add.add_argument("name", help="unique name, e.g. acme-corp")
+    add.add_argument("--currency", required=True, help="ISO 4217 code (USD, EUR, JPY…) or a token such as USDC")
+    add.add_argument("--timezone", required=True, help="IANA zone of its days and months, e.g. Europe/Berlin")
+    add.add_argument("--email", help="billing e-mail address")
+    add.add_argument("--credit", default="0", help="credit balance, e.g. 250.00 (default 0)")
+    add.set_defaults(handler=cmd_accounts_add)
 
     report = sub.add_parser("report", help="overview numbers of one account (read-only)")
     report.add_argument("account", help="account name or id")
@@ -113,9 +128,19 @@ def cmd_seed(args: argparse.Namespace) -> int:
 def cmd_accounts(args: argparse.Namespace) -> int:
     accounts = Billing(database(args)).accounts()
     if not accounts:
-        print("No accounts yet. Try `billing-bot seed --demo`.")
+        print("No accounts yet. Create one with `billing-bot accounts add NAME --currency USD --timezone "
+              "America/New_York`, or try the demo: `billing-bot seed --demo`.")
     for a in accounts:
         print(f"{a.id:>4}  {a.name:<24} {a.currency:<5} {a.timezone:<22} {a.status}")
+    return 0
+
+
+def cmd_accounts_add(args: argparse.Namespace) -> int:
+    account = Billing(database(args)).add_account(
+        args.name, currency=args.currency, timezone=args.timezone, email=args.email, credit=args.credit,
+        actor=actor(), now=now())
+    print(f"Account {account.name} (id {account.id}) created: {account.currency}, {account.timezone}. "
+          f"Next: `billing-bot import focus FILE --account {account.name}` or `billing-bot provider add …`.")
     return 0
 
 
@@ -179,8 +204,9 @@ def render_report(billing: Billing, ref: str, at: datetime) -> str:
         lines.append(f"  Budget {b.name:<14} {m(b.spent)} of {m(b.amount)} ({b.used_pct:.0f} %, {b.scope})")
     lines.append("  Recent invoices:")
     for inv in o.recent_invoices:
+        owed = m(inv.amount_due) if inv.status in invoicing.OPEN_STATUSES else "—"  # drafts and voids owe nothing
         lines.append(f"    {inv.number:<10} {inv.status.value:<9} issued {inv.issue_date}  due {inv.due_date}  "
-                     f"total {m(inv.total):>14}  due now {m(inv.amount_due):>14}")
+                     f"total {m(inv.total):>14}  due now {owed:>14}")
     return "\n".join(lines)
 
 
@@ -203,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except BillingError as exc:
         print(f"billing-bot: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)
-        return 1
+        # A bad argument (an unknown account, a malformed value) is a usage error, as argparse's own are.
+        return EXIT_USAGE if isinstance(exc, InvalidInput | NotFound) else 1
     except KeyboardInterrupt:
         return 130
 

@@ -20,7 +20,7 @@ from billing_core.db.audit import record
 from billing_core.db.engine import Database
 from billing_core.db.models import Account, Budget
 from billing_core.errors import InvalidInput, NotFound
-from billing_core.money import parse_amount, round_money
+from billing_core.money import normalize_currency, parse_amount, round_money
 from billing_core.periods import (
     Granularity,
     Period,
@@ -30,6 +30,7 @@ from billing_core.periods import (
     local_today,
     month_period,
     year_period,
+    zone,
 )
 from billing_core.reconcile import reconcile as run_reconciliation
 from billing_core.reconciliation import Reconciliation
@@ -91,6 +92,28 @@ class Billing:
     def account(self, ref: str | int) -> AccountInfo:
         with self.db.unit_of_work() as s:
             return queries.account_info(queries.get_account(s, ref))
+
+    def add_account(self, name: str, *, currency: str, timezone: str, email: str | None = None,
+                    credit: str = "0", actor: str, now: datetime) -> AccountInfo:
+        """A new billing account, ready for imports, provider syncs and workspaces; audited."""
+        name = " ".join(name.split())
+        if not 1 <= len(name) <= 120 or name.isdigit():  # a name of digits alone would read as an account id
+            raise InvalidInput(f"{name[:40]!r} cannot be an account name.", hint="1–120 characters, e.g. acme-corp")
+        if email is not None and "@" not in email.strip("@"):
+            raise InvalidInput(f"{email[:60]!r} is not an e-mail address.", hint="billing@example.com")
+        account = Account(name=name, currency=normalize_currency(currency), timezone=zone(timezone).key,
+                          credit_balance=parse_amount(credit, field="credit"), billing_email=email,
+                          created_at=now)
+        with self.db.unit_of_work() as s:
+            if s.scalar(select(Account.id).where(Account.name == name)) is not None:
+                raise InvalidInput(f"There is already an account named {name!r}.",
+                                   hint="`billing-bot accounts` lists them")
+            s.add(account)
+            s.flush()
+            record(s, actor=actor, action="account.add", entity="account", entity_id=str(account.id), at=now,
+                   after={"name": name, "currency": account.currency, "timezone": account.timezone,
+                          "credit_balance": account.credit_balance, "billing_email": email})
+            return queries.account_info(account)
 
     # --- invoices and payments ---
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from billing_core import cli as core_cli
-from billing_core.cli import OneLineParser, database, now
+from billing_core.cli import OneLineParser, actor, database, now
 from billing_core.tenancy import Role, Tenancy
 from bot.config import Settings
 
@@ -85,15 +85,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_workspace(args: argparse.Namespace) -> int:
     tenancy = Tenancy(database(args))
-    actor = f"cli:{os.environ.get('USER', 'operator')}"
+    who = actor()
     if args.ws_command == "allow":
-        account = tenancy.allow_account(args.workspace, args.account, default=args.default, actor=actor, now=now())
+        account = tenancy.allow_account(args.workspace, args.account, default=args.default, actor=who, now=now())
         print(f"Workspace {args.workspace} may now see {account.name}" + (" (default)." if args.default else "."))
     elif args.ws_command == "link":
-        account = tenancy.link_channel(args.workspace, args.channel, args.account, actor=actor, now=now())
+        account = tenancy.link_channel(args.workspace, args.channel, args.account, actor=who, now=now())
         print(f"Channel {args.channel} in {args.workspace} is linked to {account.name}.")
     elif args.ws_command == "grant":
-        tenancy.grant(args.workspace, args.member, Role(args.role), actor=actor, now=now())
+        tenancy.grant(args.workspace, args.member, Role(args.role), actor=who, now=now())
         print(f"{args.member} in {args.workspace} is now a billing {args.role}.")
     else:
         facts = tenancy.facts(args.workspace)

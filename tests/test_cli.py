@@ -44,7 +44,7 @@ def test_backtest_prints_the_projection_error_at_each_checkpoint_against_the_run
     assert [(r[0], r[1]) for r in rows] == [("acme-corp", "7"), ("acme-corp", "14"), ("acme-corp", "21")]
     assert all(float(r[3].rstrip("%")) < float(r[4].rstrip("%")) for r in rows), result.stdout
     unknown = run("backtest", "nosuch", url=fresh_url)
-    assert unknown.returncode == 1 and unknown.stderr.strip().startswith("billing-bot: No billing account 'nosuch'")
+    assert unknown.returncode == 2 and unknown.stderr.strip().startswith("billing-bot: No billing account 'nosuch'")
     assert unknown.stdout == ""
 
 
@@ -97,5 +97,40 @@ def test_bad_arguments_give_one_line_and_exit_2(fresh_url: str, args: tuple[str,
 def test_unknown_account_is_one_friendly_line(fresh_url: str) -> None:
     assert run("db", "upgrade", url=fresh_url).returncode == 0
     result = run("report", "nope", url=fresh_url)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a bad argument, like argparse's own usage errors
     assert result.stderr.strip() == "billing-bot: No billing account 'nope'. (`billing-bot accounts` lists them.)"
+
+
+def test_a_new_user_creates_an_account_and_imports_into_it_without_the_demo(fresh_url: str) -> None:
+    assert run("db", "upgrade", url=fresh_url).returncode == 0
+    assert "billing-bot accounts add NAME" in run("accounts", url=fresh_url).stdout
+    made = run("accounts", "add", "Acme Corp", "--currency", "eur", "--timezone", "Europe/Berlin",
+               "--email", "billing@acme.example", url=fresh_url)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("Account Acme Corp (id 1) created: EUR, Europe/Berlin.")
+    listed = run("accounts", url=fresh_url).stdout
+    assert "Acme Corp" in listed and "EUR" in listed and "Europe/Berlin" in listed
+    sample = Path(__file__).parent / "data" / "focus" / "ai_billing__multi_model_usage.csv"
+    imported = run("import", "focus", str(sample), "--account", "Acme Corp", url=fresh_url)
+    assert imported.returncode == 1 and "billed in USD, but the account bills in EUR" in imported.stdout
+    assert run("accounts", "add", "acme-usd", "--currency", "USD", "--timezone", "UTC", url=fresh_url).returncode == 0
+    imported = run("import", "focus", str(sample), "--account", "acme-usd", url=fresh_url)
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert run("report", "acme-usd", url=fresh_url).returncode == 0
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("Acme Corp", "--currency", "USD", "--timezone", "UTC"), "There is already an account named 'Acme Corp'"),
+    (("Beta", "--currency", "XYZ", "--timezone", "UTC"), "Unknown currency 'XYZ'"),
+    (("Beta", "--currency", "USD", "--timezone", "Mars/Olympus"), "Unknown time zone 'Mars/Olympus'"),
+    (("12345", "--currency", "USD", "--timezone", "UTC"), "'12345' cannot be an account name"),
+    (("Beta", "--currency", "USD", "--timezone", "UTC", "--credit", "lots"), "credit"),
+])
+def test_a_bad_new_account_is_one_line_exit_2_and_nothing_is_written(fresh_url: str, args: tuple[str, ...],
+                                                                     says: str) -> None:
+    assert run("db", "upgrade", url=fresh_url).returncode == 0
+    assert run("accounts", "add", "Acme Corp", "--currency", "USD", "--timezone", "UTC", url=fresh_url).returncode == 0
+    result = run("accounts", "add", *args, url=fresh_url)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert says in result.stderr and result.stdout == ""
+    assert run("accounts", url=fresh_url).stdout.count("\n") == 1  # still only the first account

@@ -261,7 +261,7 @@ def test_cli_adds_lists_and_syncs_with_a_status_table(
     with pytest.raises(SystemExit) as bad:
         cli.main([*url, "provider", "add", "Helios"])
     assert bad.value.code == 2
-    assert cli.main([*url, "provider", "add", "Helios", "ftp://x", "--account", "acme"]) == 1
+    assert cli.main([*url, "provider", "add", "Helios", "ftp://x", "--account", "acme"]) == 2  # a bad argument
     assert "must start with http" in capsys.readouterr().err
     with db.unit_of_work() as s:
         assert get_account(s, "acme").name == "acme"

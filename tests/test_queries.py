@@ -82,6 +82,20 @@ def test_search_is_partial_and_case_insensitive_and_filters_combine(db: Database
     assert page.total_matching == 6
 
 
+def test_the_list_s_amount_due_counts_only_issued_unpaid_invoices_like_the_balance(db: Database) -> None:
+    """A draft is not billed yet and a cancelled invoice never will be: neither is "due" in the list's footer."""
+    with db.unit_of_work() as s:
+        acct = f.account(s)
+        invoices = {"open": (InvoiceStatus.PENDING, "100.00"), "void": (InvoiceStatus.CANCELLED, "50.00"),
+                    "draft": (InvoiceStatus.DRAFT, "30.00")}
+        for ext, (status, amount) in invoices.items():
+            upsert_invoice(s, f.invoice(acct, ext, status=status, total_lines=(amount,)), now=f.T0)
+    billing = Billing(db)
+    page = billing.invoices("acme", InvoiceQuery(), now=f.T0)
+    assert (page.total_matching, page.totals) == (3, Decimal("180.00"))
+    assert page.due == billing.balance("acme", now=f.T0).outstanding == Decimal("100.00")
+
+
 def test_bad_page_size_and_forged_cursor_are_friendly_errors(db: Database) -> None:
     _invoices(db, 2)
     billing = Billing(db)

@@ -158,9 +158,12 @@ def list_invoices(session: Session, account: Account, query: InvoiceQuery, *, to
     if not 1 <= query.limit <= MAX_PAGE:
         raise InvalidInput(f"Page size must be between 1 and {MAX_PAGE}.", hint="e.g. page size 20")
     conditions = _invoice_filter(account.id, query, today)
+    # Only issued, unpaid invoices are owed: a draft is not billed yet and a cancelled one never will be,
+    # whatever their amount_due says (the same rule as the balance).
+    owed = Invoice.status.in_([s.value for s in invoicing.OPEN_STATUSES])
     count, totals, due = session.execute(
         select(func.count(Invoice.id), func.coalesce(func.sum(Invoice.total), 0),
-               func.coalesce(func.sum(Invoice.amount_due), 0)).where(*conditions)
+               func.coalesce(func.sum(Invoice.amount_due).filter(owed), 0)).where(*conditions)
     ).one()
     stmt: Select[Invoice] = select(Invoice).options(
         selectinload(Invoice.deployment), selectinload(Invoice.provider)

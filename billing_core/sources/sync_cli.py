@@ -13,12 +13,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from billing_core.cli import OneLineParser, database, now
+from billing_core.cli import OneLineParser, actor, database, now
 from billing_core.db.queries import get_account
 from billing_core.db.sync_models import add_endpoint, list_endpoints, remove_endpoint
 from billing_core.periods import Period, month_period
@@ -71,10 +70,6 @@ def _percent(text: str) -> Decimal:
     if not value.is_finite() or not 0 <= value < 100:
         raise argparse.ArgumentTypeError("the tolerance is a percentage from 0 to 100")
     return value / 100
-
-
-def _actor() -> str:
-    return f"cli:{os.environ.get('USER', 'operator')}"
 
 
 def cmd_provider_add(args: argparse.Namespace) -> int:
@@ -138,7 +133,7 @@ def status_table(statuses: list[ProviderSyncStatus]) -> str:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     db = database(args)
     refs = [args.account] if args.account else [a.id for a in Billing(db).accounts()]
-    results = [reconcile(db, ref, args.period, actor=_actor(), now=now(), tolerance=args.tolerance) for ref in refs]
+    results = [reconcile(db, ref, args.period, actor=actor(), now=now(), tolerance=args.tolerance) for ref in refs]
     for r in results:
         print(report(r))
     if args.csv:
