@@ -49,6 +49,17 @@ def money(amount: Decimal, currency: str, locale: str | None = None) -> str:
     return str(format_currency(rounded, currency.upper(), locale=loc, currency_digits=True))
 
 
+def unit_price(value: Decimal, currency: str, locale: str | None = None) -> str:
+    """A price per unit: money when it is a whole amount of the currency's smallest unit, otherwise every digit
+    it has ("0.076636 USD" per GB, "0.000003 USD" per token): rounding it to cents would break quantity × price."""
+    if value == round_money(value, currency):
+        return money(value, currency, locale)
+    exponent = value.normalize().as_tuple().exponent
+    digits = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    number = format_decimal(value, format="#,##0." + "0" * digits, locale=safe_locale(locale))
+    return f"{number} {currency.upper()}"
+
+
 def money_compact(amount: Decimal, currency: str, locale: str | None = None) -> str:
     """A short label for chart axes ("$12K", "R$ 1,2 mi"); never for an amount someone pays."""
     loc = safe_locale(locale)

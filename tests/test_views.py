@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -74,6 +75,16 @@ def test_invoice_detail_shows_lines_totals_payments_and_buttons(billing: Billing
     text = all_text(invoice_message(detail, US))
     assert US.money(detail.summary.total, "USD") in text and US.money(detail.summary.amount_due, "USD") in text
     assert "Compute (vCPU) usage" in text and "Receipt RCT-" in text and '"url": "https://pay.' in text
+
+
+def test_invoice_lines_show_every_digit_of_a_fractional_unit_price(billing: Billing) -> None:
+    """Per-GB and per-hour prices are fractions of a cent: "× $0.08" for 0.076636 GB would be $268 off the line."""
+    detail = billing.invoice("acme-corp", "INV-0003", now=NOW)
+    text = all_text(invoice_message(detail, US))
+    fractional = [li for li in detail.lines if li.unit_price != li.unit_price.quantize(Decimal("0.01"))]
+    assert fractional, "the demo invoice has per-unit prices below a cent"
+    for li in fractional:
+        assert f"× {li.unit_price.normalize():f} USD = *{US.money(li.total, 'USD')}*" in text
 
 
 def test_onchain_payments_link_to_the_explorer(billing: Billing) -> None:

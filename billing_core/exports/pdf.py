@@ -14,7 +14,6 @@ import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ import jinja2
 import weasyprint
 
 from billing_core import fmt
-from billing_core.money import round_money
 from billing_core.results import InvoiceDetail, PaymentInfo, UsageSummary
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -48,7 +46,7 @@ def _env(locale: str) -> jinja2.Environment:
         day=lambda value: fmt.day(value, locale),
         qty=lambda value, unit="": fmt.quantity(value, unit, locale),
         pct=lambda share: fmt.percent(share, locale),
-        unit_price=lambda value, currency: _unit_price(value, currency, locale),
+        unit_price=lambda value, currency: fmt.unit_price(value, currency, locale),
     )
     return env
 
@@ -57,13 +55,6 @@ def _env(locale: str) -> jinja2.Environment:
 def _base_env() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                               undefined=jinja2.StrictUndefined)
-
-
-def _unit_price(value: Decimal, currency: str, locale: str) -> str:
-    """Unit prices are often fractions of a cent (per GB-hour, per token): keep their digits."""
-    if value == round_money(value, currency):
-        return fmt.money(value, currency, locale)
-    return f"{fmt.quantity(value, '', locale) if abs(value) >= 1 else f'{value.normalize():f}'} {currency}"
 
 
 @lru_cache(maxsize=1)

@@ -42,6 +42,9 @@ class Reader:
     def money(self, amount: Decimal, currency: str) -> str:
         return fmt.money(amount, currency, self.locale)
 
+    def unit_price(self, price: Decimal, currency: str) -> str:
+        return fmt.unit_price(price, currency, self.locale)
+
     def day(self, value: date) -> str:
         return fmt.day(value, self.locale)
 

@@ -122,8 +122,7 @@ def invoice_message(detail: InvoiceDetail, reader: Reader, *, usage: UsageSummar
         blocks.append(context(" · ".join(escape(x) for x in (inv.deployment, inv.provider, detail.lease_ref) if x)))
     blocks.append(divider())
     lines = [f"• {escape(li.description)} — {li.quantity.normalize():,} {escape(li.unit)} × "
-             f"{m(li.unit_price, cur) if li.unit_price >= 0.01 else f'{li.unit_price} {cur}'} = *{m(li.total, cur)}*"
-             for li in detail.lines]
+             f"{reader.unit_price(li.unit_price, cur)} = *{m(li.total, cur)}*" for li in detail.lines]
     for start in range(0, len(lines), 20):  # one section per 20 lines keeps each under 3000 characters
         blocks.append(section("\n".join(lines[start:start + 20]) or "_No line items._"))
     totals = [("Subtotal", m(detail.subtotal, cur))]
