@@ -9,11 +9,12 @@ import pytest
 from freezegun import freeze_time
 
 from billing_core.db.engine import Database
-from billing_core.db.ingest import ingest_usage, upsert_invoice
+from billing_core.db.ingest import ingest_usage, upsert_invoice, upsert_payment
 from billing_core.db.models import Plan, PlanMeter
 from billing_core.errors import InvalidInput, NotFound
 from billing_core.periods import Granularity, custom_period, month_period
-from billing_core.results import InvoiceQuery, InvoiceStatus
+from billing_core.records import PaymentIn
+from billing_core.results import InvoiceQuery, InvoiceStatus, PaymentMethod, PaymentQuery, PaymentStatus
 from billing_core.service import Billing, BudgetSpec
 from tests import factories as f
 
@@ -94,6 +95,27 @@ def test_the_list_s_amount_due_counts_only_issued_unpaid_invoices_like_the_balan
     page = billing.invoices("acme", InvoiceQuery(), now=f.T0)
     assert (page.total_matching, page.totals) == (3, Decimal("180.00"))
     assert page.due == billing.balance("acme", now=f.T0).outstanding == Decimal("100.00")
+
+
+def test_payments_come_latest_first_by_when_they_were_paid_across_pages(db: Database) -> None:
+    """Back-filled history arrives out of order: the list follows the payment dates, not the import order."""
+    paid = [datetime(2026, 9, 5, tzinfo=UTC), datetime(2026, 11, 5, tzinfo=UTC), datetime(2026, 10, 5, tzinfo=UTC),
+            datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 10, 5, tzinfo=UTC)]
+    with db.unit_of_work() as s:
+        acct = f.account(s)
+        for i, when in enumerate(paid):
+            upsert_payment(s, PaymentIn(account_id=acct.id, source="test", external_id=f"p{i}", amount=Decimal(i + 1),
+                                        currency="USD", status=PaymentStatus.CONFIRMED, method=PaymentMethod.CARD,
+                                        paid_at=when), now=f.T0)
+    billing = Billing(db)
+    seen, cursor = [], None
+    while True:
+        page = billing.payments("acme", PaymentQuery(limit=2, cursor=cursor))
+        seen += [(p.paid_at, p.amount) for p in page.items]
+        if not (cursor := page.next_cursor):
+            break
+    assert [when for when, _ in seen] == sorted(paid, reverse=True)
+    assert sorted(amount for _, amount in seen) == [1, 2, 3, 4, 5]  # each once, the tie (Oct 5) included
 
 
 def test_bad_page_size_and_forged_cursor_are_friendly_errors(db: Database) -> None:

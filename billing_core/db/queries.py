@@ -9,10 +9,10 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true
@@ -137,20 +137,34 @@ def _invoice_filter(account_id: int, query: InvoiceQuery, today: date) -> list[C
     return conditions
 
 
-def encode_cursor(direction: str, issue_date: date, invoice_id: int) -> str:
-    raw = f"{direction}|{issue_date.isoformat()}|{invoice_id}".encode()
+def encode_cursor(direction: str, key: date | datetime, row_id: int) -> str:
+    """A keyset page link: the direction, the order key (an invoice's issue date, a payment's time) and the id."""
+    raw = f"{direction}|{key.isoformat()}|{row_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[str, date, int]:
+    """An invoice list's page link (`encode_cursor` of an issue date)."""
+    return _decoded_cursor(cursor, date.fromisoformat, "/billing invoices")
+
+
+def decode_moment_cursor(cursor: str) -> tuple[str, datetime, int]:
+    """A payment list's page link (`encode_cursor` of a moment)."""
+    return _decoded_cursor(cursor, datetime.fromisoformat, "/billing payments")
+
+
+_Key = TypeVar("_Key", date, datetime)
+
+
+def _decoded_cursor(cursor: str, key: Callable[[str], _Key], command: str) -> tuple[str, _Key, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        direction, day, ident = raw.split("|")
+        direction, text, ident = raw.split("|")
         if direction not in ("next", "prev"):
             raise ValueError(direction)
-        return direction, date.fromisoformat(day), int(ident)
+        return direction, key(text), int(ident)
     except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise InvalidInput("That page link is no longer valid.", hint="Run `/billing invoices` again.") from None
+        raise InvalidInput("That page link is no longer valid.", hint=f"Run `{command}` again.") from None
 
 
 def list_invoices(session: Session, account: Account, query: InvoiceQuery, *, today: date) -> InvoicePage:
@@ -272,15 +286,19 @@ def list_payments(session: Session, account: Account, query: PaymentQuery, *, tz
                func.coalesce(func.sum(Payment.amount).filter(Payment.status == PaymentStatus.CONFIRMED.value), 0))
         .where(*conditions)
     ).one()
+    # Latest first by when the money moved (a pending payment by when it was recorded), ties by id: ids follow
+    # the order payments were imported in, which back-filled history does not.
+    when = func.coalesce(Payment.paid_at, Payment.created_at)
     stmt = select(Payment).options(selectinload(Payment.invoice)).where(*conditions)
     if query.cursor:
-        _, _, last_id = decode_cursor(query.cursor)
-        stmt = stmt.where(Payment.id < last_id)
-    rows = list(session.scalars(stmt.order_by(Payment.id.desc()).limit(query.limit + 1)))
+        _, last_when, last_id = decode_moment_cursor(query.cursor)
+        stmt = stmt.where(or_(when < last_when, and_(when == last_when, Payment.id < last_id)))
+    rows = list(session.scalars(stmt.order_by(when.desc(), Payment.id.desc()).limit(query.limit + 1)))
     more, rows = len(rows) > query.limit, rows[: query.limit]
+    last = rows[-1] if rows else None
     return PaymentPage(
         items=tuple(payment_info(p) for p in rows), query=query, total_matching=int(count),
-        next_cursor=encode_cursor("next", date.min, rows[-1].id) if more else None,
+        next_cursor=encode_cursor("next", last.paid_at or last.created_at, last.id) if more and last else None,
         confirmed_total=Decimal(confirmed), currency=account.currency,
     )
 
