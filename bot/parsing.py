@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from billing_core import fmt
 from billing_core.errors import InvalidInput
 from billing_core.money import parse_amount
 from billing_core.periods import (
+    MAX_PERIOD_DAYS,
     Granularity,
     Period,
     add_months,
@@ -82,7 +84,14 @@ GROUPS = {"deployment": "deployment", "deployments": "deployment", "lease": "dep
           "type": "resource"}
 GRANULARITIES = {"hourly": Granularity.HOUR, "daily": Granularity.DAY, "weekly": Granularity.WEEK,
                  "monthly": Granularity.MONTH}
-_DIMENSION = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+_DIMENSION = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$", re.IGNORECASE)
+#: How alike (difflib ratio) a plain word must be to a grouping word to be read as its typo: catches `dployment`
+#: (0.95) and `provder` (0.93) while real keys such as model, region or tier stay below 0.7.
+_TYPO_CUTOFF = 0.8
+FROM_WORDS = ("from", "since", "after")
+TO_WORDS = ("to", "until", "before")
+#: Days in a `last N <unit>`; years are counted on the calendar instead (see `_last_n`).
+_UNIT_DAYS = {"day": 1, "days": 1, "week": 7, "weeks": 7, "month": 30, "months": 30, "year": 365, "years": 365}
 _INVOICE_NUMBER = re.compile(r"^[A-Za-z]{2,5}-[A-Za-z0-9-]{1,30}$")
 _MENTION = re.compile(r"^<@([UW][A-Z0-9_]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9_]{2,})$")
 _CHANNEL = re.compile(r"^<#([CDG][A-Z0-9_]+)(?:\|[^>]*)?>$|^([CDG][A-Z0-9_]{2,})$")
@@ -111,10 +120,16 @@ def parse_command(text: str) -> Command:
     return Command(name, tuple(words[1:]))
 
 
+def _closest(word: str, choices: Iterable[str], *, cutoff: float) -> str | None:
+    """The choice most like `word` (difflib ratio at least `cutoff`): every "did you mean" answer uses it."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return match[0] if match else None
+
+
 def _suggest(word: str) -> str:
-    match = difflib.get_close_matches(word, [*SUBCOMMANDS, *ALIASES], n=1, cutoff=0.5)
+    match = _closest(word, [*SUBCOMMANDS, *ALIASES], cutoff=0.5)
     if match:
-        name = ALIASES.get(match[0], match[0])
+        name = ALIASES.get(match, match)
         return f"Did you mean `/billing {name}`? e.g. `{EXAMPLES.get(name, '/billing ' + name)}`"
     return "`/billing help` lists everything I can do."
 
@@ -142,18 +157,12 @@ def _take_number(words: list[str], i: int, what: str, example: str) -> int:
 
 
 def _relative_range(words: list[str], i: int, today: date) -> tuple[Period, int] | None:
-    """`last N days|weeks|months`, `this|last month|week|year` at words[i]; the period and words used."""
+    """`last N days|weeks|months|years`, `this|last month|week|year` at words[i]; the period and words used."""
     if words[i] not in ("last", "past", "this", "previous"):
         return None
     rest = words[i + 1:i + 3]
     if rest and rest[0].isdigit():
-        n = int(rest[0]) if len(rest[0]) <= 4 else 10**6
-        unit = rest[1] if len(rest) > 1 else "days"
-        days = {"day": 1, "days": 1, "week": 7, "weeks": 7, "month": 30, "months": 30}.get(unit)
-        if days is None:
-            raise InvalidInput(f"`{words[i]} {rest[0]} {_short(unit)}`: I count in days, weeks or months.",
-                               hint="e.g. last 90 days")
-        return last_days(today, n * days), 3
+        return _last_n(words[i], rest[0], rest[1] if len(rest) > 1 else "days", today), 3
     if rest and rest[0] in ("month", "week", "year"):
         unit, this = rest[0], words[i] == "this"
         if unit == "month":
@@ -162,6 +171,51 @@ def _relative_range(words: list[str], i: int, today: date) -> tuple[Period, int]
             return (week_period(today) if this else week_period(today - timedelta(days=7))), 2
         return (year_period(today) if this else year_period(date(today.year - 1, 1, 1))), 2
     return None
+
+
+def _last_n(word: str, count: str, unit: str, today: date) -> Period:
+    """`last N <unit>`, refused in the user's own unit beyond the longest period anything is shown for."""
+    per_unit = _UNIT_DAYS.get(unit)
+    if per_unit is None:
+        raise InvalidInput(f"`{word} {count} {_short(unit)}`: I count in days, weeks, months or years.",
+                           hint="e.g. last 90 days")
+    n = int(count) if len(count) <= 4 else 10**6  # a 5000-digit number is just "too many"
+    most = MAX_PERIOD_DAYS // per_unit
+    plural = unit.rstrip("s") + "s"
+    if not 1 <= n <= most:
+        raise InvalidInput(f"`{word} {_short(count)} {unit}` must be between 1 and {most} {plural}.",
+                           hint=f"e.g. {word} {most} {plural}")
+    # Years on the calendar (a leap day included), so `last 1 year` starts on this date a year ago.
+    days = (today - add_months(today, -12 * n)).days if unit.startswith("year") else n * per_unit
+    period = last_days(today, days)
+    return period if per_unit == 1 else replace(period, label=f"last {n} {unit}")
+
+
+def _date_range(words: list[str], i: int, today: date) -> tuple[date | None, date | None, int] | None:
+    """`from DATE [to DATE]` or `to DATE` at words[i]: the first and last day given, and the words used.
+
+    The one reader of typed date ranges: invoices use the open ends as they are, usage and payments through
+    `parse_period`.
+    """
+    if words[i] in FROM_WORDS:
+        start = _date_after(words, i, today)
+        if i + 2 < len(words) and words[i + 2] in TO_WORDS:
+            end = _date_after(words, i + 2, today)
+            _check_order(start, end)
+            return start, end, 4
+        return start, None, 2
+    if words[i] in TO_WORDS:
+        return None, _date_after(words, i, today), 2
+    return None
+
+
+def _date_after(words: list[str], i: int, today: date) -> date:
+    return parse_date(words[i + 1], today) if i + 1 < len(words) else _missing(words[i])
+
+
+def _check_order(start: date | None, end: date | None) -> None:
+    if start and end and end < start:
+        raise InvalidInput(f"`to {end}` is before `from {start}`.", hint="e.g. from 2026-01-01 to 2026-03-31")
 
 
 def parse_invoice_filters(args: tuple[str, ...], today: date) -> tuple[InvoiceQuery, int]:
@@ -178,12 +232,8 @@ def parse_invoice_filters(args: tuple[str, ...], today: date) -> tuple[InvoiceQu
         if word in STATUS_WORDS:
             statuses += [s for s in STATUS_WORDS[word] if s not in statuses]
             i += 1
-        elif word in ("from", "since", "after"):
-            start = parse_date(args[i + 1], today) if i + 1 < len(args) else _missing(word)
-            i += 2
-        elif word in ("to", "until", "before"):
-            end = parse_date(args[i + 1], today) if i + 1 < len(args) else _missing(word)
-            i += 2
+        elif (given := _date_range(words, i, today)) is not None:
+            start, end, i = given[0] or start, given[1] or end, i + given[2]
         elif word == "page":
             page = _take_number(words, i + 1, "page", "e.g. /billing invoices page 2")
             if page < 1:
@@ -202,8 +252,7 @@ def parse_invoice_filters(args: tuple[str, ...], today: date) -> tuple[InvoiceQu
         else:
             raise InvalidInput(f"I don't understand `{_short(args[i])}` in an invoice filter.",
                                hint="e.g. `/billing invoices overdue from 2026-01-01 to 2026-03-31 page 2`")
-    if start and end and end < start:
-        raise InvalidInput(f"`to {end}` is before `from {start}`.", hint="e.g. from 2026-01-01 to 2026-03-31")
+    _check_order(start, end)  # `to` and `from` may come apart: `to 2026-03-31 overdue from 2026-01-01`
     return InvoiceQuery(tuple(statuses), start, end, search, PAGE_SIZE), page
 
 
@@ -221,6 +270,8 @@ def parse_period(words: list[str], i: int, today: date) -> tuple[Period, int] | 
         return simple[word], 1
     if (rel := _relative_range(words, i, today)) is not None:
         return rel
+    if (given := _date_range(words, i, today)) is not None:
+        return _typed_period(*given, today)
     if ".." in word:
         first, _, last = word.partition("..")
         return custom_period(parse_date(first, today), parse_date(last, today)), 1
@@ -232,6 +283,17 @@ def parse_period(words: list[str], i: int, today: date) -> tuple[Period, int] | 
     return None
 
 
+def _typed_period(start: date | None, end: date | None, used: int, today: date) -> tuple[Period, int]:
+    """`from DATE` alone runs through today; a period needs its start (`to DATE` alone only filters invoices)."""
+    if start is None:
+        stop = end or today
+        raise InvalidInput(f"`to {stop}` needs a start date before it.",
+                           hint=f"e.g. from {add_months(stop, -1)} to {stop}")
+    if end is None and start > today:
+        raise InvalidInput(f"`from {start}` is after today ({today}).", hint=f"e.g. from {add_months(today, -1)}")
+    return custom_period(start, end or today), used
+
+
 @dataclass(frozen=True)
 class UsageRequest:
     period: Period
@@ -240,21 +302,20 @@ class UsageRequest:
 
 
 def parse_usage(args: tuple[str, ...], today: date) -> UsageRequest:
-    """`[today|week|month|year|last N days|FROM..TO|YYYY-MM] [by GROUP] [hourly|daily|weekly|monthly]`."""
+    """`[today|week|month|year|last N days|FROM..TO|from DATE [to DATE]|YYYY-MM] [by GROUP]
+    [hourly|daily|weekly|monthly]`."""
     words = [w.lower() for w in args]
     period: Period | None = None
-    group, granularity = "resource", None
+    group: str | None = None
+    bucket: str | None = None
     i = 0
     while i < len(words):
         word = words[i]
         if word == "by" and i + 1 < len(words):
-            target = words[i + 1]
-            if target not in GROUPS and not _DIMENSION.match(target):
-                raise InvalidInput(f"I can't group by `{_short(args[i + 1])}`.",
-                                   hint="by deployment, provider, resource, or a dimension such as model or region")
-            group, i = GROUPS.get(target, target), i + 2
+            group = _only_one(group, _grouping(args[i + 1]), kind="grouping", phrase="by {}")
+            i += 2
         elif word in GRANULARITIES:
-            granularity, i = GRANULARITIES[word], i + 1
+            bucket, i = _only_one(bucket, word, kind="bucket size", phrase="{}"), i + 1
         elif word in ("this", "the", "for", "of", "in"):
             i += 1
         elif (found := parse_period(words, i, today)) is not None:
@@ -263,8 +324,55 @@ def parse_usage(args: tuple[str, ...], today: date) -> UsageRequest:
         else:
             raise InvalidInput(f"I don't understand `{_short(args[i])}` in a usage question.",
                                hint="e.g. `/billing usage last 30 days by deployment daily`")
-    chosen = period or month_period(today)
-    return UsageRequest(chosen, group, granularity or default_granularity(chosen))
+    chosen = _not_in_future(period or month_period(today), today)
+    granularity = GRANULARITIES[bucket] if bucket else default_granularity(chosen)
+    return UsageRequest(chosen, group or "resource", granularity)
+
+
+def _grouping(typed: str) -> str:
+    """What `by TYPED` groups by: a standard grouping, or a dimension key (model, region, tag.team, sku.ModelId)."""
+    word = typed.lower()
+    if word in GROUPS:
+        return GROUPS[word]
+    if not _DIMENSION.match(typed):
+        raise InvalidInput(f"I can't group by `{_short(typed)}`.",
+                           hint="by deployment, provider, resource, or a dimension such as model or region")
+    # Any key is accepted (the account's keys are not known here), so a typo would answer "(no dployment) 100%"
+    # as if it were data. A plain word very like a grouping word is that typo; a key with a separator or a digit
+    # (tag.team, resource_group) is a deliberate name, and real short keys (model, region) are not alike enough.
+    near = _closest(word, GROUPS, cutoff=_TYPO_CUTOFF) if word.isalpha() else None
+    if near:
+        raise InvalidInput(f"I can't group by `{_short(typed)}`: did you mean `by {near}`?",
+                           hint=f"e.g. `/billing usage month by {near}`")
+    # Keys we name are lower case; after `sku.`/`tag.` the provider's own spelling is kept (sku.ModelId).
+    head, dot, rest = typed.partition(".")
+    return head.lower() + dot + rest
+
+
+def _only_one(chosen: str | None, new: str, *, kind: str, phrase: str) -> str:
+    """The one choice of a kind: two different ones are refused, not silently settled by the last one.
+
+    `phrase` shows a choice as typed ("by {}" for groupings).
+    """
+    if chosen is not None and chosen != new:
+        first, second = phrase.format(chosen), phrase.format(new)
+        raise InvalidInput(f"Pick one {kind}: `{first}` or `{second}`, not both.",
+                           hint=f"e.g. `/billing usage month {first}`")
+    return new
+
+
+def _not_in_future(period: Period, today: date) -> Period:
+    """A period that starts after today has no usage yet: $0.00 would read as "nothing was spent"."""
+    if period.start > today:
+        raise InvalidInput(f"{period.label} is in the future, so there is no usage to show yet.",
+                           hint=f"e.g. `/billing usage {today:%Y-%m}` for this month so far")
+    return period
+
+
+def asked_granularity(request_text: str) -> Granularity | None:
+    """The bucket size a usage request names (`hourly` …), if any: the answer says when it could not be kept."""
+    named = [GRANULARITIES[w] for w in request_text.lower().split() if w in GRANULARITIES]
+    return named[0] if named else None
 
 
 def parse_payment_filters(args: tuple[str, ...], today: date) -> PaymentQuery:
@@ -274,7 +382,8 @@ def parse_payment_filters(args: tuple[str, ...], today: date) -> PaymentQuery:
     found = parse_period(words, 0, today)
     if found is None or found[1] != len(words):
         raise InvalidInput(f"I don't understand `{_short(' '.join(args))}` as a range of payments.",
-                           hint="e.g. `/billing payments last 90 days` or `/billing payments 2026-10`")
+                           hint="e.g. `/billing payments last 90 days`, `/billing payments 2026-10` or "
+                                "`/billing payments from 2026-01-01 to 2026-03-31`")
     period = found[0]
     return PaymentQuery(paid_from=period.start, paid_to=period.end - timedelta(days=1), limit=PAGE_SIZE)
 

@@ -548,3 +548,14 @@ def test_forecast_payments_and_invoice_say_which_provider_is_unreachable(bot: Bo
     finally:  # the PostgreSQL demo schema is shared by the session's tests
         with bot.db.unit_of_work() as s:
             remove_endpoint(s, provider="Offline Cloud", account=get_account(s, "acme-corp"))
+
+
+def test_hourly_usage_by_a_dimension_says_why_the_buckets_are_daily(bot: BotHarness) -> None:
+    bot.command("usage month by model hourly")
+    bot.settle()
+    shown = texts_of(bot.fake.messages("C_FINANCE")[-1].blocks or [])
+    assert "hourly is not available by model (dimensions are kept per day): daily buckets shown" in shown
+    bot.command("usage today by provider hourly")  # standard groupings are kept per hour: nothing to explain
+    bot.settle()
+    shown = texts_of(bot.fake.messages("C_FINANCE")[-1].blocks or [])
+    assert "hourly buckets" in shown and "not available" not in shown

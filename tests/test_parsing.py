@@ -91,6 +91,87 @@ def test_usage_periods_groups_and_granularity() -> None:
         parse_usage(("by", "<!channel>"), TODAY)
 
 
+@pytest.mark.parametrize(("typed", "meant"), [("dployment", "deployment"), ("provder", "provider"),
+                                               ("Resouce", "resource"), ("deploymnts", "deployments")])
+def test_a_misspelt_grouping_is_refused_with_the_one_meant(typed: str, meant: str) -> None:
+    """`by dployment` used to answer "(no dployment) — $4,512.20 (100%)" as if it were a dimension."""
+    with pytest.raises(InvalidInput) as err:
+        parse_usage(("month", "by", typed), TODAY)
+    assert f"did you mean `by {meant}`?" in err.value.message
+    assert f"/billing usage month by {meant}" in (err.value.hint or "")
+
+
+@pytest.mark.parametrize(("typed", "key"), [("model", "model"), ("region", "region"), ("Region", "region"),
+                                            ("tier", "tier"), ("tag.team", "tag.team"),
+                                            ("sku.ModelId", "sku.ModelId"), ("resource_group", "resource_group"),
+                                            ("provider_name", "provider_name")])
+def test_dimension_keys_are_still_grouped_by_as_stored(typed: str, key: str) -> None:
+    assert parse_usage(("month", "by", typed), TODAY).group_by == key
+
+
+@pytest.mark.parametrize(("args", "both"), [
+    (("month", "by", "deployment", "by", "provider"), ("`by deployment`", "`by provider`")),
+    (("month", "by", "model", "by", "region"), ("`by model`", "`by region`")),
+    (("month", "daily", "weekly"), ("`daily`", "`weekly`")),
+])
+def test_two_groupings_or_two_bucket_sizes_are_refused_naming_both(args: tuple[str, ...],
+                                                                  both: tuple[str, str]) -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_usage(args, TODAY)
+    assert both[0] in err.value.message and both[1] in err.value.message
+    assert (err.value.hint or "").startswith("e.g. `/billing usage month")
+
+
+def test_the_same_grouping_twice_is_not_a_conflict() -> None:
+    assert parse_usage(("by", "type", "by", "resource", "daily", "daily"), TODAY).group_by == "resource"
+
+
+def test_usage_and_payments_read_from_and_to_like_invoices() -> None:
+    req = parse_usage(("from", "2026-11-01", "to", "2026-11-30", "by", "provider"), TODAY)
+    assert (req.period.start, req.period.days, req.group_by) == (date(2026, 11, 1), 30, "provider")
+    assert parse_usage(("since", "2026-11-01"), TODAY).period.end == date(2026, 11, 23)  # through today
+    query = parse_payment_filters(("from", "2026-01-01"), TODAY)
+    assert (query.paid_from, query.paid_to) == (date(2026, 1, 1), TODAY)
+    query = parse_payment_filters(("from", "2026-01-01", "to", "2026-03-31"), TODAY)
+    assert (query.paid_from, query.paid_to) == (date(2026, 1, 1), date(2026, 3, 31))
+    invoices, _ = parse_invoice_filters(("to", "2026-03-31", "paid", "from", "2026-01-01"), TODAY)
+    assert (invoices.issued_from, invoices.issued_to) == (date(2026, 1, 1), date(2026, 3, 31))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("from", "2026-11-30", "to", "2026-11-01"), "`to 2026-11-01` is before `from 2026-11-30`"),
+    (("to", "2026-11-30"), "needs a start date"),
+    (("from",), "needs a date"),
+    (("from", "2027-01-01"), "after today"),
+])
+def test_bad_usage_and_payment_ranges_say_what_was_wrong(args: tuple[str, ...], message: str) -> None:
+    for parse in (parse_usage, parse_payment_filters):
+        with pytest.raises(InvalidInput, match=message) as err:
+            parse(args, TODAY)
+        assert err.value.hint
+
+
+def test_last_n_years_is_counted_on_the_calendar_up_to_three() -> None:
+    req = parse_usage(("last", "2", "years"), TODAY)
+    assert (req.period.start, req.period.end, req.period.label) == (date(2024, 11, 23), date(2026, 11, 23),
+                                                                    "last 2 years")
+    assert parse_payment_filters(("last", "1", "year"), TODAY).paid_from == date(2025, 11, 23)
+    with pytest.raises(InvalidInput, match="between 1 and 3 years") as err:
+        parse_usage(("last", "5", "years"), TODAY)
+    assert err.value.hint == "e.g. last 3 years"
+    with pytest.raises(InvalidInput, match="between 1 and 156 weeks"):
+        parse_usage(("last", "99999999", "weeks"), TODAY)
+    with pytest.raises(InvalidInput, match="days, weeks, months or years"):
+        parse_usage(("last", "5", "decades"), TODAY)
+
+
+def test_a_future_month_is_refused_rather_than_shown_as_nothing_spent() -> None:
+    with pytest.raises(InvalidInput, match="January 2030 is in the future") as err:
+        parse_usage(("2030-01",), TODAY)
+    assert "/billing usage 2026-11" in (err.value.hint or "")
+    assert parse_usage(("2026-11",), TODAY).period.start == date(2026, 11, 1)  # this month so far is fine
+
+
 def test_payment_ranges_and_member_mentions() -> None:
     assert parse_payment_filters(("last", "30", "days"), TODAY).paid_from == date(2026, 10, 24)
     with pytest.raises(InvalidInput, match="range of payments"):

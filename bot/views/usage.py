@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from billing_core.periods import Granularity
 from billing_core.results import BudgetStatus, Projection, UsageSummary
 from billing_core.sync_status import ProviderOutage
 from bot.ids import Action
-from bot.parsing import GRANULARITIES
+from bot.parsing import GRANULARITIES, asked_granularity
 from bot.views.common import Block as BlockDict
 from bot.views.common import (
     Message,
@@ -37,7 +38,8 @@ def usage_message(summary: UsageSummary, reader: Reader, *, request_text: str,
     blocks: list[BlockDict] = [
         header(f"Usage — {summary.period.label}"),
         context(f"{escape(summary.account.name)} · by {escape(group)} · {BUCKET_WORDS[summary.granularity]} buckets · "
-                f"{reader.day(summary.period.start)} – {reader.day(summary.period.dates()[-1])}"),
+                f"{reader.day(summary.period.start)} – {reader.day(summary.period.dates()[-1])}",
+                *bucket_notes(summary, request_text)),
         *staleness_blocks(staleness, reader),
         section(f"*Total* {reader.money(total, cur)}"),
     ]
@@ -60,6 +62,16 @@ def usage_message(summary: UsageSummary, reader: Reader, *, request_text: str,
     blocks.append(context(":bar_chart: The chart follows in the thread."))
     top = ", ".join(f"{r.key} {reader.money(r.cost, cur)}" for r in summary.rows[:3])
     return message(f"Usage {summary.period.label}: {reader.money(total, cur)}" + (f" ({top})" if top else ""), blocks)
+
+
+def bucket_notes(summary: UsageSummary, request_text: str) -> list[str]:
+    """Why the buckets are not the ones asked for: dimensions are rolled up per day, so the core answers an
+    hourly question by a dimension in daily buckets, and the reader should not have to guess why."""
+    if asked_granularity(request_text) is not Granularity.HOUR or summary.granularity is Granularity.HOUR:
+        return []
+    shown = BUCKET_WORDS[summary.granularity]
+    return [f":information_source: hourly is not available by {escape(summary.group_by)} "
+            f"(dimensions are kept per day): {shown} buckets shown"]
 
 
 def forecast_message(p: Projection, budgets: list[BudgetStatus], reader: Reader, *, account: str,
