@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import zipfile
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy import select
 
 from billing_core.db.models import AuditEntry
 from billing_core.fmt import money
-from billing_core.periods import custom_period
+from billing_core.periods import custom_period, last_days
 from billing_core.results import InvoiceQuery, InvoiceStatus
 from bot.ids import Action, Block, Field, View
 from bot.sandbox.fake_state import User
@@ -260,16 +261,23 @@ def test_usage_by_provider_answers_with_totals_and_a_stacked_chart(bot: BotHarne
     assert "daily buckets" in texts_of(answer.blocks or [])
 
 
-def test_usage_export_uploads_csv_and_pdf_report_that_agree(bot: BotHarness) -> None:
+def test_usage_export_uploads_csv_and_pdf_report_of_the_figures_the_message_showed(bot: BotHarness) -> None:
+    """Clicked days later, "last 7 days" still means the seven days the message answered for."""
     bot.command("usage last 7 days by deployment")
     bot.settle()
     answer = bot.fake.messages("C_FINANCE")[-1]
+    asked_at = bot.deps.clock()
+    summary = bot.deps.billing.usage("acme-corp", last_days(asked_at.date(), 7), group_by="deployment")
+    assert money(summary.total_cost, "USD", "en_US") in texts_of(answer.blocks or [])
+    bot.deps.clock = lambda: asked_at + timedelta(days=3)
     bot.click(Action.USAGE_EXPORT, buttons(answer.blocks or [])[Action.USAGE_EXPORT]["value"], message=answer)
     bot.settle()
     uploads = {f.filename: f for f in files_in_thread(bot, "C_FINANCE", answer.ts)}
-    assert uploads["usage-report.pdf"].content.startswith(b"%PDF")
     rows = list(csv.DictReader(io.StringIO(uploads["usage.csv"].content.decode("utf-8-sig"))))
-    assert rows and all(Decimal(r["cost"]) >= 0 for r in rows)
+    assert sum(Decimal(r["cost"]) for r in rows) == summary.total_cost
+    assert min(r["bucket"] for r in rows) == summary.period.start.isoformat()
+    pdf = PdfReader(io.BytesIO(uploads["usage-report.pdf"].content))
+    assert money(summary.total_cost, "USD", "en_US") in "".join(page.extract_text() for page in pdf.pages)
 
 
 def test_forecast_shows_the_projection_and_a_chart(bot: BotHarness) -> None:

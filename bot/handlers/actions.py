@@ -78,7 +78,7 @@ def register(app: App, deps: Deps) -> None:
     on(Action.PAY, lambda ctx, s: _audit_pay(ctx, s))
     on(Action.OVERVIEW_INVOICES, lambda ctx, s: _then(_checked(ctx, s), ledger.invoices, ctx))
     on(Action.OVERVIEW_USAGE, lambda ctx, s: _then(_checked(ctx, s), ledger.usage, ctx))
-    on(Action.USAGE_EXPORT, lambda ctx, s: ledger.usage_report(ctx, _checked(ctx, s), str(s.get("r", ""))))
+    on(Action.USAGE_EXPORT, lambda ctx, s: ledger.usage_report(ctx, _checked(ctx, s), ledger.report_request(s)))
     on(Action.BUDGET_SET, lambda ctx, s: budgets.open_budget_modal(ctx))
     on(Action.BUDGET_DELETE, lambda ctx, s: budgets.delete_budget(ctx, str(s.get("b", ""))))
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import date
+from typing import Any
 
 import charts
 from billing_core import exports
 from billing_core.errors import InvalidInput
-from billing_core.periods import custom_period
+from billing_core.periods import Granularity, Period, custom_period
 from billing_core.results import InvoiceQuery, PaymentStatus
 from bot.access import Grant
 from bot.handlers.base import Ctx, reader_for
-from bot.parsing import parse_invoice_filters, parse_payment_filters, parse_usage
+from bot.parsing import UsageRequest, parse_invoice_filters, parse_payment_filters, parse_usage
 from bot.replies import Posted, Reply
 from bot.views.common import message, section, working_message
 from bot.views.invoices import invoice_message, invoices_message
@@ -219,8 +221,18 @@ def invoices_csv(ctx: Ctx, grant: Grant, query: InvoiceQuery) -> None:
                                           comment=f"{len(details)} invoices{capped}." if capped else None)
 
 
-def usage_report(ctx: Ctx, grant: Grant, request_text: str) -> None:
-    request = parse_usage(tuple(request_text.split()), ctx.today(grant))
+def report_request(state: dict[str, Any]) -> UsageRequest:
+    """The usage question an *Export usage report* button stands for: the period, grouping and buckets the
+    message answered (see `usage_message`)."""
+    try:
+        period = Period(date.fromisoformat(str(state["s"])), date.fromisoformat(str(state["e"])), str(state["l"]))
+        return UsageRequest(period, str(state["g"]), Granularity(str(state["b"])))
+    except (KeyError, ValueError):
+        raise InvalidInput("That export button is from an older message.",
+                           hint="Ask again with `/billing usage …` and export from the new answer.") from None
+
+
+def usage_report(ctx: Ctx, grant: Grant, request: UsageRequest) -> None:
     summary = ctx.deps.billing.usage(grant.account.id, request.period, group_by=request.group_by,
                                      granularity=request.granularity)
     locale = reader_for(grant).locale
