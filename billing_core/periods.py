@@ -55,9 +55,14 @@ class Period:
     def utc_bounds(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
         return local_midnight_utc(self.start, tz), local_midnight_utc(self.end, tz)
 
+    @property
+    def is_month(self) -> bool:
+        """One whole calendar month: what plans include quantities for and invoices bill."""
+        return self.start.day == 1 and self.end == add_months(self.start, 1)
+
     def previous(self) -> Period:
         """The period of the same kind just before this one (a month before a month)."""
-        if self.start.day == 1 and self.end == add_months(self.start, 1):
+        if self.is_month:
             prev = add_months(self.start, -1)
             return month_period(prev)
         return Period(self.start - timedelta(days=self.days), self.start, f"previous {self.days} days")

@@ -184,6 +184,9 @@ def test_plan_usage_reports_overage_at_the_plan_price(db: Database) -> None:
     (gpu,) = summary.plan
     assert (gpu.used, gpu.included, gpu.overage_quantity, gpu.overage_cost) == (
         Decimal(18), Decimal(10), Decimal(8), Decimal(20))
+    # Included quantities are per calendar month: three days, or a range across months, get no verdict.
+    assert Billing(db).usage("acme", custom_period(date(2026, 11, 1), date(2026, 11, 3))).plan == ()
+    assert Billing(db).usage("acme", custom_period(date(2026, 10, 15), date(2026, 11, 14))).plan == ()
 
 
 def test_budgets_scoped_by_resource_and_dimension_and_audited(db: Database) -> None:

@@ -100,11 +100,14 @@ def test_user_supplied_text_cannot_inject_mentions() -> None:
 
 
 def test_usage_and_forecast(billing: Billing) -> None:
-    from billing_core.periods import Granularity, month_period
+    from billing_core.periods import Granularity, last_days, month_period
 
     summary = billing.usage("acme-corp", month_period(NOW.date()), group_by="provider", granularity=Granularity.DAY)
     text = all_text(usage_message(summary, US, request_text="month by provider"))
     assert "Helios Compute" in text and "Plan limits" in text and "Export usage report" in text
+    week = billing.usage("acme-corp", last_days(NOW.date(), 7), group_by="provider")
+    text = all_text(usage_message(week, US, request_text="last 7 days by provider"))
+    assert "Plan limits" not in text and "includes quantities per calendar month" in text
     forecast = billing.forecast("acme-corp", now=NOW)
     msg = forecast_message(forecast, billing.budgets("acme-corp", now=NOW), US, account="acme-corp")
     assert "projected" in msg["text"] and "80%" in all_text(msg)

@@ -343,7 +343,9 @@ def usage_summary(session: Session, account: Account, period: Period, *, group_b
         account=account_info(account), period=period, group_by=group_by, granularity=granularity,
         total_cost=total, rows=_breakdown(cells, total), by_resource=by_resource,
         buckets=tuple(_buckets(period, granularity, tz)), series=tuple(_series(cells, granularity)),
-        plan=tuple(plan_usage(session, account, period)),
+        # A plan includes quantities per calendar month: measured against 30 days across two months, or a
+        # week, "195 % used, overage $1,445" would be a bill nobody will get.
+        plan=tuple(plan_usage(session, account, period)) if period.is_month else (),
     )
 
 

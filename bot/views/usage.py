@@ -57,6 +57,9 @@ def usage_message(summary: UsageSummary, reader: Reader, *, request_text: str,
             f"• `{escape(r.key)}` {reader.money(r.cost, cur)}" for r in summary.by_resource[:TOP_ROWS])))
     if summary.plan:
         blocks.append(section("*Plan limits*\n" + "\n".join(plan_line(m, reader, cur) for m in summary.plan)))
+    elif summary.account.plan_name and not summary.period.is_month:
+        blocks.append(context(f"Plan {escape(summary.account.plan_name)} includes quantities per calendar month: "
+                              "see `/billing usage month` for what is used and any overage."))
     # The period as answered, not as typed: "last 30 days" clicked tomorrow must export these figures.
     report = pack({"a": summary.account.id, "s": summary.period.start.isoformat(), "e": summary.period.end.isoformat(),
                    "l": summary.period.label[:80], "g": summary.group_by[:64], "b": summary.granularity.value})
