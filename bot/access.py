@@ -136,7 +136,7 @@ class Access:
 _REFUSALS = {
     "no billing role": ("You don't have access to billing data in this workspace.",
                         "Ask a billing admin to run `/billing access grant @you viewer`."),
-    "needs billing admin": ("Only billing admins can change this.",
+    "needs billing admin": ("Only billing admins can do this (budgets, alert routes, links, roles, reconciliation).",
                             "Ask a workspace admin, or someone with `/billing access` admin rights."),
     "workspace not connected": ("This workspace is not connected to a billing account yet.",
                                 "A billing admin can run `/billing link ACCOUNT` in a channel."),
