@@ -111,6 +111,9 @@ def test_usage_and_forecast(billing: Billing) -> None:
     forecast = billing.forecast("acme-corp", now=NOW)
     msg = forecast_message(forecast, billing.budgets("acme-corp", now=NOW), US, account="acme-corp")
     assert "projected" in msg["text"] and "80%" in all_text(msg)
+    text = all_text(msg)  # the account-wide budget against the projection, the gpu one (over already) with it
+    assert "*monthly-total*" in text and "projected *over* budget by" in text
+    assert "*gpu* (resource gpu)" in text and "already *over* budget" in text
 
 
 def test_budgets_show_changes_only_to_admins(billing: Billing) -> None:

@@ -79,6 +79,19 @@ def bucket_notes(summary: UsageSummary, request_text: str) -> list[str]:
             f"(dimensions are kept per day): {shown} buckets shown"]
 
 
+def _budget_verdict(b: BudgetStatus, reader: Reader) -> str:
+    """A budget against the forecast: the account-wide ones are projected; a scoped one (a deployment, a model…)
+    is shown with its spend so far, since only the whole account is forecast."""
+    if b.projected is None:
+        verdict = ":red_circle: already *over* budget" if b.spent > b.amount else "spend so far (only the whole " \
+            "account is forecast)"
+    elif b.projected > b.amount:
+        verdict = ":red_circle: projected *over* budget by " + reader.money(b.projected - b.amount, b.currency)
+    else:
+        verdict = ":large_green_circle: within budget"
+    return f"{budget_line(b, reader)}\n{verdict}"
+
+
 def forecast_message(p: Projection, budgets: list[BudgetStatus], reader: Reader, *, account: str,
                      staleness: Sequence[ProviderOutage] = ()) -> Message:
     cur = p.currency
@@ -92,14 +105,8 @@ def forecast_message(p: Projection, budgets: list[BudgetStatus], reader: Reader,
             ("Next month estimate", reader.money(p.next_period_estimate, cur)),
         ),
     ]
-    total_budgets = [b for b in budgets if b.projected is not None]
-    if total_budgets:
-        lines = []
-        for b in total_budgets:
-            verdict = (":red_circle: projected *over* budget by " + reader.money(b.projected - b.amount, cur)
-                       if b.projected is not None and b.projected > b.amount else ":large_green_circle: within budget")
-            lines.append(f"{budget_line(b, reader)}\n{verdict}")
-        blocks.append(section("*Budget*\n" + "\n".join(lines)))
+    if budgets:
+        blocks.append(section("*Budget*\n" + "\n".join(_budget_verdict(b, reader) for b in budgets[:TOP_ROWS])))
     blocks.append(context(f"{escape(account)} · weekday-aware model with damped trend · 80% interval · "
                           "the chart (actual, forecast band, budget) follows in the thread"))
     return message(f"Forecast {p.period.label}: projected {reader.money(p.projected_total, cur)} "
