@@ -319,6 +319,9 @@ def parse_usage(args: tuple[str, ...], today: date) -> UsageRequest:
         elif word in ("this", "the", "for", "of", "in"):
             i += 1
         elif (found := parse_period(words, i, today)) is not None:
+            if period is not None and found[0] != period:  # "month 2026-10": which one was meant?
+                raise InvalidInput(f"Pick one period: {period.label} or {found[0].label}, not both.",
+                                   hint="e.g. `/billing usage 2026-10 by deployment`")
             period, used = found
             i += used
         else:

@@ -122,6 +122,13 @@ def test_two_groupings_or_two_bucket_sizes_are_refused_naming_both(args: tuple[s
     assert (err.value.hint or "").startswith("e.g. `/billing usage month")
 
 
+def test_two_periods_in_one_usage_question_are_refused_naming_both() -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_usage(("month", "2026-10"), TODAY)
+    assert "Pick one period" in err.value.message and "October 2026" in err.value.message
+    assert parse_usage(("2026-10", "by", "provider", "2026-10"), TODAY).period.label == "October 2026"  # the same
+
+
 def test_the_same_grouping_twice_is_not_a_conflict() -> None:
     assert parse_usage(("by", "type", "by", "resource", "daily", "daily"), TODAY).group_by == "resource"
 
