@@ -563,6 +563,9 @@ def test_hourly_usage_by_a_dimension_says_why_the_buckets_are_daily(bot: BotHarn
     bot.settle()
     shown = texts_of(bot.fake.messages("C_FINANCE")[-1].blocks or [])
     assert "hourly is not available by model (dimensions are kept per day): daily buckets shown" in shown
+    bot.command("usage today by model")  # today comes in hours when nothing is typed: the same note
+    bot.settle()
+    assert "daily buckets shown" in texts_of(bot.fake.messages("C_FINANCE")[-1].blocks or [])
     bot.command("usage today by provider hourly")  # standard groupings are kept per hour: nothing to explain
     bot.settle()
     shown = texts_of(bot.fake.messages("C_FINANCE")[-1].blocks or [])

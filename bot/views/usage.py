@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from billing_core.periods import Granularity
+from billing_core.periods import Granularity, default_granularity
 from billing_core.results import BudgetStatus, Projection, UsageSummary
 from billing_core.sync_status import ProviderOutage
 from bot.ids import Action
@@ -72,7 +72,8 @@ def usage_message(summary: UsageSummary, reader: Reader, *, request_text: str,
 def bucket_notes(summary: UsageSummary, request_text: str) -> list[str]:
     """Why the buckets are not the ones asked for: dimensions are rolled up per day, so the core answers an
     hourly question by a dimension in daily buckets, and the reader should not have to guess why."""
-    if asked_granularity(request_text) is not Granularity.HOUR or summary.granularity is Granularity.HOUR:
+    wanted = asked_granularity(request_text) or default_granularity(summary.period)  # typed, or what "today" gets
+    if wanted is not Granularity.HOUR or summary.granularity is Granularity.HOUR:
         return []
     shown = BUCKET_WORDS[summary.granularity]
     return [f":information_source: hourly is not available by {escape(summary.group_by)} "
