@@ -226,6 +226,16 @@ class UsageSummary:
     series: tuple[SeriesPoint, ...]  # cost per bucket and group (only non-zero points)
     plan: tuple[PlanMeterUsage, ...] = ()
 
+    @property
+    def untagged(self) -> bool:
+        """Grouped by a dimension no usage of the period carries: every row is `untagged_label`'s."""
+        return all(r.key == untagged_label(self.group_by) for r in self.rows)
+
+
+def untagged_label(key: str) -> str:
+    """The group of usage without dimension `key`, so a grouping by it still adds up to the total."""
+    return f"(no {key})"
+
 
 @dataclass(frozen=True)
 class ForecastDay:

@@ -79,9 +79,9 @@ STATUS_WORDS: dict[str, tuple[InvoiceStatus, ...]] = {
     "canceled": (InvoiceStatus.CANCELLED,), "void": (InvoiceStatus.CANCELLED,), "draft": (InvoiceStatus.DRAFT,),
     "unpaid": (InvoiceStatus.PENDING, InvoiceStatus.OVERDUE), "open": (InvoiceStatus.PENDING, InvoiceStatus.OVERDUE),
 }
-GROUPS = {"deployment": "deployment", "deployments": "deployment", "lease": "deployment", "provider": "provider",
-          "providers": "provider", "resource": "resource", "resources": "resource", "meter": "resource",
-          "type": "resource"}
+GROUPS = {"deployment": "deployment", "deployments": "deployment", "lease": "deployment", "leases": "deployment",
+          "provider": "provider", "providers": "provider", "resource": "resource", "resources": "resource",
+          "meter": "resource", "meters": "resource", "type": "resource", "types": "resource"}
 GRANULARITIES = {"hourly": Granularity.HOUR, "daily": Granularity.DAY, "weekly": Granularity.WEEK,
                  "monthly": Granularity.MONTH}
 _DIMENSION = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$", re.IGNORECASE)
@@ -340,16 +340,20 @@ def _grouping(typed: str) -> str:
     if not _DIMENSION.match(typed):
         raise InvalidInput(f"I can't group by `{_short(typed)}`.",
                            hint="by deployment, provider, resource, or a dimension such as model or region")
-    # Any key is accepted (the account's keys are not known here), so a typo would answer "(no dployment) 100%"
-    # as if it were data. A plain word very like a grouping word is that typo; a key with a separator or a digit
-    # (tag.team, resource_group) is a deliberate name, and real short keys (model, region) are not alike enough.
-    near = _closest(word, GROUPS, cutoff=_TYPO_CUTOFF) if word.isalpha() else None
-    if near:
-        raise InvalidInput(f"I can't group by `{_short(typed)}`: did you mean `by {near}`?",
-                           hint=f"e.g. `/billing usage month by {near}`")
     # Keys we name are lower case; after `sku.`/`tag.` the provider's own spelling is kept (sku.ModelId).
     head, dot, rest = typed.partition(".")
     return head.lower() + dot + rest
+
+
+def near_grouping(group_by: str) -> str | None:
+    """The standard grouping a dimension key looks like a typo of (`dployment` → deployment), if any.
+
+    Any key is accepted here (the account's keys are not known to the parser): a key very like a grouping word
+    is refused only when no usage carries it (`bot.handlers.ledger.usage`), so a real `source` tag still works.
+    A key with a separator or a digit (tag.team, resource_group) is a deliberate name."""
+    if group_by in GROUPS.values() or not group_by.isalpha():
+        return None
+    return _closest(group_by, GROUPS, cutoff=_TYPO_CUTOFF)
 
 
 def _only_one(chosen: str | None, new: str, *, kind: str, phrase: str) -> str:

@@ -570,3 +570,14 @@ def test_hourly_usage_by_a_dimension_says_why_the_buckets_are_daily(bot: BotHarn
     bot.settle()
     shown = texts_of(bot.fake.messages("C_FINANCE")[-1].blocks or [])
     assert "hourly buckets" in shown and "not available" not in shown
+
+
+def test_a_grouping_no_usage_carries_that_looks_like_a_typo_gets_did_you_mean(bot: BotHarness) -> None:
+    bot.command("usage month by dployment")
+    bot.settle()
+    refusal = bot.last_text()
+    assert "No usage is tagged with `dployment`: did you mean `by deployment`?" in refusal
+    assert "/billing usage month by deployment" in refusal
+    bot.command("usage month by model")  # a dimension the demo's usage carries: answered as data
+    bot.settle()
+    assert "No usage is tagged" not in texts_of(bot.fake.messages("C_FINANCE")[-1].blocks or [])

@@ -14,6 +14,7 @@ from billing_core.results import InvoiceStatus
 from bot.parsing import (
     EXAMPLES,
     SUBCOMMANDS,
+    near_grouping,
     parse_command,
     parse_invoice_filters,
     parse_member,
@@ -92,13 +93,18 @@ def test_usage_periods_groups_and_granularity() -> None:
 
 
 @pytest.mark.parametrize(("typed", "meant"), [("dployment", "deployment"), ("provder", "provider"),
-                                               ("Resouce", "resource"), ("deploymnts", "deployments")])
-def test_a_misspelt_grouping_is_refused_with_the_one_meant(typed: str, meant: str) -> None:
-    """`by dployment` used to answer "(no dployment) — $4,512.20 (100%)" as if it were a dimension."""
-    with pytest.raises(InvalidInput) as err:
-        parse_usage(("month", "by", typed), TODAY)
-    assert f"did you mean `by {meant}`?" in err.value.message
-    assert f"/billing usage month by {meant}" in (err.value.hint or "")
+                                               ("Resouce", "resource"), ("deploymnts", "deployments"),
+                                               ("source", "resource")])
+def test_a_grouping_like_a_standard_one_is_flagged_as_a_likely_typo(typed: str, meant: str) -> None:
+    """Flagged, not refused: the handler refuses it only when no usage carries such a key (a real `source` tag
+    must still work), where `by dployment` used to answer "(no dployment) — $4,512.20 (100%)"."""
+    request = parse_usage(("month", "by", typed), TODAY)
+    assert near_grouping(request.group_by) == meant
+
+
+@pytest.mark.parametrize("plural", ["types", "meters", "leases", "deployments", "providers"])
+def test_plural_grouping_words_mean_the_grouping(plural: str) -> None:
+    assert parse_usage(("month", "by", plural), TODAY).group_by in ("resource", "deployment", "provider")
 
 
 @pytest.mark.parametrize(("typed", "key"), [("model", "model"), ("region", "region"), ("Region", "region"),

@@ -53,6 +53,7 @@ from billing_core.results import (
     PlanMeterUsage,
     SeriesPoint,
     UsageSummary,
+    untagged_label,
 )
 
 ZERO = Decimal(0)
@@ -414,7 +415,7 @@ def _dimension_cells(session: Session, account: Account, period: Period, key: st
     for daily in daily_costs(session, account, period):
         rest = daily.cost - tagged.get(daily.day, ZERO)
         if rest:
-            cells.append((daily.day, f"(no {key})", "", ZERO, rest))
+            cells.append((daily.day, untagged_label(key), "", ZERO, rest))
     return cells
 
 

@@ -14,7 +14,7 @@ from billing_core.periods import Granularity, Period, custom_period
 from billing_core.results import InvoiceQuery, PaymentStatus
 from bot.access import Grant
 from bot.handlers.base import Ctx, reader_for
-from bot.parsing import UsageRequest, parse_invoice_filters, parse_payment_filters, parse_usage
+from bot.parsing import UsageRequest, near_grouping, parse_invoice_filters, parse_payment_filters, parse_usage
 from bot.replies import Posted, Reply
 from bot.views.common import message, section, working_message
 from bot.views.invoices import invoice_message, invoices_message
@@ -81,6 +81,10 @@ def usage(ctx: Ctx, args: tuple[str, ...]) -> None:
     request = parse_usage(args, ctx.today(grant))
     summary = ctx.deps.billing.usage(grant.account.id, request.period, group_by=request.group_by,
                                      granularity=request.granularity)
+    near = near_grouping(request.group_by)
+    if near and summary.untagged:  # "(no dployment) 100 %" would read as data: it is a typo
+        raise InvalidInput(f"No usage is tagged with `{request.group_by[:40]}`: did you mean `by {near}`?",
+                           hint=f"e.g. `/billing usage month by {near}`")
     reader = reader_for(grant)
     reply = ctx.reply(grant)
     posted = reply.send(usage_message(summary, reader, request_text=" ".join(args),
