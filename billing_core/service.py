@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from billing_core import projections
@@ -105,7 +105,8 @@ class Billing:
                           credit_balance=parse_amount(credit, field="credit"), billing_email=email,
                           created_at=now)
         with self.db.unit_of_work() as s:
-            if s.scalar(select(Account.id).where(Account.name == name)) is not None:
+            # Names are looked up case-insensitively (`queries.get_account`): "Acme" and "acme" would be one.
+            if s.scalar(select(Account.id).where(func.lower(Account.name) == name.lower())) is not None:
                 raise InvalidInput(f"There is already an account named {name!r}.",
                                    hint="`billing-bot accounts` lists them")
             s.add(account)

@@ -121,6 +121,7 @@ def test_a_new_user_creates_an_account_and_imports_into_it_without_the_demo(fres
 
 @pytest.mark.parametrize(("args", "says"), [
     (("Acme Corp", "--currency", "USD", "--timezone", "UTC"), "There is already an account named 'Acme Corp'"),
+    (("ACME corp", "--currency", "USD", "--timezone", "UTC"), "There is already an account named 'ACME corp'"),
     (("Beta", "--currency", "XYZ", "--timezone", "UTC"), "Unknown currency 'XYZ'"),
     (("Beta", "--currency", "USD", "--timezone", "Mars/Olympus"), "Unknown time zone 'Mars/Olympus'"),
     (("12345", "--currency", "USD", "--timezone", "UTC"), "'12345' cannot be an account name"),
