@@ -59,8 +59,8 @@ class Tenancy:
             return WorkspaceFacts(workspace, accounts, default, links, roles)
 
     def workspaces_of(self, account_id: int, *, channel: str | None = None) -> list[str]:
-        """The workspaces that may see the account (so may receive its alerts): the one that linked `channel`
-        to it first, then those holding it as their default, then by id."""
+        """The workspaces that may see the account (so may receive its alerts): those that linked `channel` to
+        it ahead of the others, then those holding it as their default, then by id."""
         with self.db.unit_of_work() as s:
             rows = s.execute(select(WorkspaceAccount.workspace, WorkspaceAccount.is_default)
                              .where(WorkspaceAccount.account_id == account_id)).all()

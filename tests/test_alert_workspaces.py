@@ -124,3 +124,15 @@ def test_a_reinstalled_workspace_posts_with_its_new_token_from_the_next_alert_on
     assert deps.deliverer.drain(timeout_s=10).sent == 1
     posts = [c.headers["authorization"] for c in fake.calls("chat.postMessage") if c.status == 200]
     assert posts == ["Bearer xoxb-other", "Bearer xoxb-other-reinstalled"]
+
+
+def test_a_workspace_whose_token_no_longer_works_is_passed_over_not_fatal(db: Database, fake: FakeSlack) -> None:
+    """An uninstall leaves its installation row behind; that workspace's `token_revoked` must not dead-letter an
+    alert the other workspace can post."""
+    installed(db, TEAM_ID, OTHER)
+    overdue_account(db, "shared", seen_by=(TEAM_ID, OTHER), channel=OTHER_FINANCE)
+    deps = worker(db, fake)
+    deps.alerts.evaluate(EVALUATED)
+    fake.fail_next("conversations.info", error="token_revoked")  # the home workspace's bot is asked first
+    assert deps.deliverer.drain(timeout_s=10).sent == 1
+    assert tokens_of_posts(fake) == {OTHER_FINANCE: TOKENS[OTHER]}
