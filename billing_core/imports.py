@@ -353,9 +353,10 @@ class _CountingReader(io.RawIOBase):
 
 
 class _Gunzipped(io.RawIOBase):
-    """The content of gzip data as it is read (concatenated members too, as gzip reads them). Damaged or cut-short
-    data raises only after everything before the damage was handed out, and a line cut by it is never handed out
-    whole: a truncated export keeps every complete row it still has, and never a half row."""
+    """The content of gzip data as it is read (concatenated members, and zero padding after the last one, as
+    gzip reads them). Damaged or cut-short data raises only after everything before the damage was handed out,
+    and a line cut by it is never handed out whole: a truncated export keeps every complete row it still has,
+    and never a half row."""
 
     _READ = 1 << 16
 
@@ -363,15 +364,20 @@ class _Gunzipped(io.RawIOBase):
         self._raw = raw
         self._inflate = zlib.decompressobj(wbits=GZIP_WBITS)
         self._pending = b""
+        self._damage: Exception | None = None  # raised once what came before it is handed out
+        self._between = False  # a member ended: another member, or zero padding to the end, may follow
+        self._padding = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         while not self._pending:
+            if self._damage is not None:
+                raise self._damage
             compressed = self._raw.read(self._READ)
             if not compressed:
-                if not self._inflate.eof:
+                if not (self._between or self._padding):
                     raise EOFError("the data ends before its gzip end marker")
                 return 0
             self._pending = self._inflated(compressed)
@@ -381,12 +387,24 @@ class _Gunzipped(io.RawIOBase):
         return size
 
     def _inflated(self, compressed: bytes) -> bytes:
-        out = self._inflate.decompress(compressed)
-        while self._inflate.eof and self._inflate.unused_data:  # the next member of a concatenated file
-            rest = self._inflate.unused_data
-            self._inflate = zlib.decompressobj(wbits=GZIP_WBITS)
-            out += self._inflate.decompress(rest)
-        return out
+        out = bytearray()
+        try:
+            while compressed:
+                if self._between and compressed[0] == 0:
+                    self._padding = True
+                if self._padding:
+                    if compressed.strip(b"\0"):
+                        raise zlib.error("bytes after the last gzip member are neither a member nor zero padding")
+                    break
+                if self._between:
+                    self._inflate, self._between = zlib.decompressobj(wbits=GZIP_WBITS), False
+                out += self._inflate.decompress(compressed)
+                compressed = b""
+                if self._inflate.eof:
+                    self._between, compressed = True, self._inflate.unused_data
+        except zlib.error as exc:
+            self._damage = exc  # what was inflated before it still counts
+        return bytes(out)
 
 
 class _Resolver:

@@ -352,3 +352,22 @@ def test_a_truncated_gzip_export_keeps_every_complete_row_before_the_damage_and_
     assert 200 < report.rows == damage.line - 2 < 400  # every complete row before the cut, not the cut one
     assert report.result.inserted == report.rows
     assert report.cost == sum(Decimal(f"{i}.25") for i in range(1, report.rows + 1))
+
+
+@PARSING
+def test_zero_padding_after_a_gzip_export_is_ignored_and_a_damaged_second_member_keeps_the_first(
+        db: Database, tmp_path: Path, parallel_bytes: int) -> None:
+    """gzip itself ignores zero padding (tape and block devices add it); a damaged member must not take the rows
+    of the good member before it down with it."""
+    _account(db)
+    content = (DATA / AI).read_bytes()
+    padded = tmp_path / "padded.csv.gz"
+    padded.write_bytes(gzip.compress(content) + b"\0" * 512)
+    [report] = import_focus(db, "acme", [padded], now=NOW, parallel_bytes=parallel_bytes)
+    assert report.rejections == [] and report.cost == _billed_sum(DATA / AI)
+    damaged = tmp_path / "damaged.csv.gz"
+    damaged.write_bytes(gzip.compress(content) + b"\x1f\x8b" + os.urandom(64))
+    [again] = import_focus(db, "acme", [damaged], now=NOW, parallel_bytes=parallel_bytes)
+    [damage] = again.rejections
+    assert "damaged or cut short" in damage.reason
+    assert again.result.unchanged == again.rows == report.rows  # every row of the good member, once
