@@ -204,7 +204,7 @@ def render_report(billing: Billing, ref: str, at: datetime) -> str:
         lines.append(f"  Budget {b.name:<14} {m(b.spent)} of {m(b.amount)} ({b.used_pct:.0f} %, {b.scope})")
     lines.append("  Recent invoices:")
     for inv in o.recent_invoices:
-        owed = m(inv.amount_due) if inv.status in invoicing.OPEN_STATUSES else "—"  # drafts and voids owe nothing
+        owed = m(inv.amount_due) if invoicing.is_owed(inv.status) else "—"
         lines.append(f"    {inv.number:<10} {inv.status.value:<9} issued {inv.issue_date}  due {inv.due_date}  "
                      f"total {m(inv.total):>14}  due now {owed:>14}")
     return "\n".join(lines)

@@ -16,6 +16,13 @@ from billing_core.errors import Conflict
 from billing_core.results import InvoiceStatus, PaymentStatus
 
 OPEN_STATUSES = frozenset({InvoiceStatus.PENDING, InvoiceStatus.OVERDUE})
+#: Sent to the customer: a draft is still being built, a cancelled invoice was withdrawn.
+ISSUED_STATUSES = frozenset({InvoiceStatus.PENDING, InvoiceStatus.OVERDUE, InvoiceStatus.PAID})
+
+
+def is_owed(status: InvoiceStatus) -> bool:
+    """Whether an invoice's amount due is owed now: issued and not settled (drafts and voids owe nothing)."""
+    return status in OPEN_STATUSES
 
 
 def invoice_total(

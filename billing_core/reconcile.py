@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from billing_core import invoicing
 from billing_core.db import queries
 from billing_core.db.audit import record
 from billing_core.db.engine import Database
@@ -77,8 +78,8 @@ def reconcile(db: Database, ref: str | int, period: Period | None = None, *, act
 
 def reconcile_billed_accounts(db: Database, *, actor: str, now: datetime) -> list[Reconciliation]:
     """The scheduled run, each account for its last complete local month: every account with a provider API
-    endpoint, and every account with an invoice (not cancelled) for that month however it arrived — a Stripe
-    import, a web-hook or a file is as much a provider's bill as a synced one."""
+    endpoint, and every account with an issued invoice (not a draft, not cancelled) for that month however it
+    arrived — a Stripe import, a web-hook or a file is as much a provider's bill as a synced one."""
     with db.unit_of_work() as s:
         accounts = {config.account_id for config in endpoint_configs(s)}
         accounts |= {account.id for account in s.scalars(select(Account)) if _invoiced(s, account, now)}
@@ -88,7 +89,7 @@ def reconcile_billed_accounts(db: Database, *, actor: str, now: datetime) -> lis
 def _invoiced(s: Session, account: Account, now: datetime) -> bool:
     period = default_period(now, ZoneInfo(account.timezone))
     return s.scalar(select(Invoice.id).where(
-        Invoice.account_id == account.id, Invoice.status != "cancelled",
+        Invoice.account_id == account.id, Invoice.status.in_([status.value for status in invoicing.ISSUED_STATUSES]),
         Invoice.period_start >= period.start, Invoice.period_start < period.end).limit(1)) is not None
 
 

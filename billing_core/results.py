@@ -148,7 +148,7 @@ class InvoicePage:
     next_cursor: str | None
     prev_cursor: str | None
     totals: Decimal  # sum of `total` over every matching invoice, not only this page
-    due: Decimal  # sum of `amount_due` over every matching invoice
+    due: Decimal  # sum of `amount_due` over the matching invoices that are owed (`invoicing.is_owed`)
     currency: str
 
 

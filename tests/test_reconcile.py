@@ -229,7 +229,8 @@ def test_the_daily_run_alerts_once_on_discrepancies_in_the_routed_channel(db: Da
 
 def test_the_daily_run_also_checks_accounts_billed_without_a_provider_api(db: Database) -> None:
     """Invoices imported from Stripe (no endpoint) are reconciled too; an account with usage but no invoice for
-    the month, or only a cancelled one, has nothing to compare and is left alone (no run, no audit entry)."""
+    the month, or only a cancelled or draft one, has nothing billed to compare and is left alone (no run, no
+    audit entry)."""
     from billing_core.alerts.service import Alerts
     from billing_core.db.alert_models import Alert
     from bot.jobs.scheduler import WorkerDeps, reconcile_accounts
@@ -237,13 +238,15 @@ def test_the_daily_run_also_checks_accounts_billed_without_a_provider_api(db: Da
     with db.unit_of_work() as s:
         stripe_billed, prov = factories.account(s, "stripe-billed"), factories.provider(s, "Helios")
         unbilled, voided = factories.account(s, "metered-only"), factories.account(s, "voided")
-        for acct in (stripe_billed, unbilled, voided):
+        drafted = factories.account(s, "drafted")
+        for acct in (stripe_billed, unbilled, voided, drafted):
             ingest_usage(s, [metered(acct, prov, "cpu", "100", "42.00", source=f"meter-{acct.id}")])
         upsert_invoice(s, replace(billed(stripe_billed, prov, "in_1", ("cpu", "100", "50.00")), source="stripe"),
                        now=NOW)
         upsert_invoice(s, billed(voided, prov, "in_2", ("cpu", "1", "99.00"), status=InvoiceStatus.CANCELLED),
                        now=NOW)
-        ids = stripe_billed.id, unbilled.id, voided.id
+        upsert_invoice(s, billed(drafted, prov, "in_3", ("cpu", "1", "99.00"), status=InvoiceStatus.DRAFT), now=NOW)
+        ids = stripe_billed.id, unbilled.id, voided.id, drafted.id
     alerts = Alerts(db)
     for account_id in ids:
         alerts.set_route(account_id, "reconcile", "C_FINANCE", actor="test", now=NOW)

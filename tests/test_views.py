@@ -69,6 +69,19 @@ def test_invoice_list_has_badges_paging_and_export(billing: Billing) -> None:
     assert msg["text"].startswith(f"{page.total_matching} all invoices")
 
 
+def test_the_invoice_list_shows_an_amount_due_only_on_invoices_that_are_owed(billing: Billing) -> None:
+    """A draft is not billed yet and a cancelled invoice never will be: their rows say nothing is due, and the
+    footer's total due is the rows' own sum (the balance)."""
+    page = billing.invoices("acme-corp", InvoiceQuery(limit=20), now=NOW)
+    draft = next(i for i in page.items if i.status is InvoiceStatus.DRAFT)
+    rows = {b["text"]["text"].split("*")[1]: b["text"]["text"] for b in invoices_message(page, US, account_id=1)[
+        "blocks"] if b["type"] == "section" and b["text"]["text"].startswith("*INV-")}
+    assert draft.amount_due and f"{US.money(draft.amount_due, 'USD')} due" not in rows[draft.number]
+    owed = [i for i in page.items if i.status in (InvoiceStatus.PENDING, InvoiceStatus.OVERDUE)]
+    assert all(f"{US.money(i.amount_due, 'USD')} due" in rows[i.number] for i in owed)
+    assert page.due == sum(i.amount_due for i in owed) == billing.balance("acme-corp", now=NOW).outstanding
+
+
 def test_invoice_detail_shows_lines_totals_payments_and_buttons(billing: Billing) -> None:
     page = billing.invoices("acme-corp", InvoiceQuery(statuses=(InvoiceStatus.OVERDUE,)), now=NOW)
     detail = billing.invoice("acme-corp", page.items[0].number, now=NOW)

@@ -173,8 +173,8 @@ def list_invoices(session: Session, account: Account, query: InvoiceQuery, *, to
     if not 1 <= query.limit <= MAX_PAGE:
         raise InvalidInput(f"Page size must be between 1 and {MAX_PAGE}.", hint="e.g. page size 20")
     conditions = _invoice_filter(account.id, query, today)
-    # Only issued, unpaid invoices are owed: a draft is not billed yet and a cancelled one never will be,
-    # whatever their amount_due says (the same rule as the balance).
+    # `invoicing.is_owed` in SQL: a draft is not billed yet and a cancelled one never will be, whatever their
+    # amount_due says (the same rule as the balance).
     owed = Invoice.status.in_([s.value for s in invoicing.OPEN_STATUSES])
     count, totals, due = session.execute(
         select(func.count(Invoice.id), func.coalesce(func.sum(Invoice.total), 0),

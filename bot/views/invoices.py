@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from billing_core.invoicing import is_owed
 from billing_core.results import (
     BreakdownRow,
     InvoiceDetail,
@@ -62,8 +63,8 @@ def _row(inv: InvoiceSummary, reader: Reader) -> BlockDict:
         else (f"paid {reader.day(inv.paid_at.date())}" if inv.paid_at else "")
     text = (f"*{escape(inv.number)}*  {BADGES[inv.status]}\n"
             f"{reader.money(inv.total, inv.currency)}"
-            + (f" · {reader.money(inv.amount_due, inv.currency)} due" if inv.amount_due and
-               inv.status is not InvoiceStatus.CANCELLED else "")
+            + (f" · {reader.money(inv.amount_due, inv.currency)} due" if inv.amount_due and is_owed(inv.status)
+               else "")
             + f" · issued {reader.day(inv.issue_date)}" + (f" · {due}" if due else "")
             + (f" · {escape(inv.deployment)}" if inv.deployment else ""))
     return section(text, accessory=button("Open", Action.INVOICE_OPEN, pack({"n": inv.number})))
