@@ -106,6 +106,20 @@ def test_onchain_payments_link_to_the_explorer(billing: Billing) -> None:
     assert "<https://etherscan.io/tx/0x" in text and "onchain" in text
 
 
+def test_a_long_budget_list_in_the_forecast_puts_the_ones_in_trouble_first_and_counts_the_rest(
+        billing: Billing) -> None:
+    from billing_core.results import BudgetStatus
+
+    forecast = billing.forecast("acme-corp", now=NOW)
+    fine = [BudgetStatus(i, "acme-corp", f"team-{i:02d}", f"deployment d{i}", Decimal(1000), "USD", forecast.period,
+                         Decimal(10 + i), None, (80, 100), None) for i in range(11)]
+    over = BudgetStatus(99, "acme-corp", "gpu-cap", "resource gpu", Decimal(100), "USD", forecast.period,
+                        Decimal(120), None, (100,), None)
+    text = all_text(forecast_message(forecast, [*fine, over], US, account="acme-corp"))
+    assert "*gpu-cap*" in text and "already *over* budget" in text
+    assert "…and 2 more: `/billing budget` lists them all" in text
+
+
 def test_user_supplied_text_cannot_inject_mentions() -> None:
     msg = error_message(InvalidInput("I don't know `<!channel> <@U1>`.", hint="<https://evil|click>"))
     text = all_text(msg)

@@ -80,6 +80,10 @@ def bucket_notes(summary: UsageSummary, request_text: str) -> list[str]:
             f"(dimensions are kept per day): {shown} buckets shown"]
 
 
+def _in_trouble(b: BudgetStatus) -> bool:
+    return b.spent > b.amount or (b.projected is not None and b.projected > b.amount)
+
+
 def _budget_verdict(b: BudgetStatus, reader: Reader) -> str:
     """A budget against the forecast: the account-wide ones are projected; a scoped one (a deployment, a model…)
     is shown with its spend so far, since only the whole account is forecast."""
@@ -107,7 +111,12 @@ def forecast_message(p: Projection, budgets: list[BudgetStatus], reader: Reader,
         ),
     ]
     if budgets:
-        blocks.append(section("*Budget*\n" + "\n".join(_budget_verdict(b, reader) for b in budgets[:TOP_ROWS])))
+        # The ones in trouble first, so a cut list never hides them; the rest are counted, not dropped silently.
+        ranked = sorted(budgets, key=lambda b: (not _in_trouble(b), -b.used_pct))
+        lines = [_budget_verdict(b, reader) for b in ranked[:TOP_ROWS]]
+        if len(ranked) > TOP_ROWS:
+            lines.append(f"…and {len(ranked) - TOP_ROWS} more: `/billing budget` lists them all")
+        blocks.append(section("*Budget*\n" + "\n".join(lines)))
     blocks.append(context(f"{escape(account)} · weekday-aware model with damped trend · 80% interval · "
                           "the chart (actual, forecast band, budget) follows in the thread"))
     return message(f"Forecast {p.period.label}: projected {reader.money(p.projected_total, cur)} "
