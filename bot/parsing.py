@@ -376,12 +376,6 @@ def _not_in_future(period: Period, today: date) -> Period:
     return period
 
 
-def asked_granularity(request_text: str) -> Granularity | None:
-    """The bucket size a usage request names (`hourly` …), if any: the answer says when it could not be kept."""
-    named = [GRANULARITIES[w] for w in request_text.lower().split() if w in GRANULARITIES]
-    return named[0] if named else None
-
-
 def parse_payment_filters(args: tuple[str, ...], today: date) -> PaymentQuery:
     if not args:
         return PaymentQuery(limit=PAGE_SIZE)

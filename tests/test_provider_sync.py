@@ -30,7 +30,7 @@ from billing_core.db.models import Invoice, UsageRecord
 from billing_core.db.queries import get_account
 from billing_core.db.sync_models import ProviderEndpoint, add_endpoint, remove_endpoint
 from billing_core.errors import NotFound
-from billing_core.periods import custom_period
+from billing_core.periods import Granularity, custom_period
 from billing_core.results import InvoiceQuery
 from billing_core.service import Billing
 from billing_core.sources.provider_api import ProviderClient, ProviderError, RetryPolicy, retry_after
@@ -108,7 +108,7 @@ def test_healthy_providers_are_complete_and_the_broken_ones_are_named_with_since
     outages = Billing(db).provider_outages("acme")
     assert [(o.provider, o.since) for o in outages] == [("Down", NOW), ("Hanging", NOW)]
     reader = Reader()
-    shown = json.dumps(usage_message(usage, reader, request_text="week", staleness=outages))
+    shown = json.dumps(usage_message(usage, reader, asked=Granularity.DAY, staleness=outages))
     assert "provider Down unreachable since" in shown and "figures may be incomplete" in shown
     overview = Billing(db).overview("acme", now=NOW)
     assert "provider Hanging unreachable since" in json.dumps(overview_message(overview, reader, staleness=outages))

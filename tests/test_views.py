@@ -130,10 +130,10 @@ def test_usage_and_forecast(billing: Billing) -> None:
     from billing_core.periods import Granularity, last_days, month_period
 
     summary = billing.usage("acme-corp", month_period(NOW.date()), group_by="provider", granularity=Granularity.DAY)
-    text = all_text(usage_message(summary, US, request_text="month by provider"))
+    text = all_text(usage_message(summary, US, asked=Granularity.DAY))
     assert "Helios Compute" in text and "Plan limits" in text and "Export usage report" in text
     week = billing.usage("acme-corp", last_days(NOW.date(), 7), group_by="provider")
-    text = all_text(usage_message(week, US, request_text="last 7 days by provider"))
+    text = all_text(usage_message(week, US, asked=Granularity.DAY))
     assert "Plan limits" not in text and "includes quantities per calendar month" in text
     forecast = billing.forecast("acme-corp", now=NOW)
     msg = forecast_message(forecast, billing.budgets("acme-corp", now=NOW), US, account="acme-corp")

@@ -87,7 +87,7 @@ def usage(ctx: Ctx, args: tuple[str, ...]) -> None:
                            hint=f"e.g. `/billing usage month by {near}`")
     reader = reader_for(grant)
     reply = ctx.reply(grant)
-    posted = reply.send(usage_message(summary, reader, request_text=" ".join(args),
+    posted = reply.send(usage_message(summary, reader, asked=request.granularity,
                                       staleness=ctx.deps.billing.provider_outages(grant.account.id)))
     png = ctx.deps.render(charts.usage_stacked_png, summary, locale=reader.locale)
     reply.file(posted, filename="usage.png", content=png, title=f"Usage {summary.period.label}",

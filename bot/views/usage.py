@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from billing_core.periods import Granularity, default_granularity
+from billing_core.periods import Granularity
 from billing_core.results import BudgetStatus, Projection, UsageSummary
 from billing_core.sync_status import ProviderOutage
 from bot.ids import Action
-from bot.parsing import GRANULARITIES, asked_granularity
+from bot.parsing import GRANULARITIES
 from bot.views.common import Block as BlockDict
 from bot.views.common import (
     Message,
@@ -31,7 +31,7 @@ TOP_ROWS = 10
 BUCKET_WORDS = {granularity: word for word, granularity in GRANULARITIES.items()}  # the words users type
 
 
-def usage_message(summary: UsageSummary, reader: Reader, *, request_text: str,
+def usage_message(summary: UsageSummary, reader: Reader, *, asked: Granularity,
                   staleness: Sequence[ProviderOutage] = ()) -> Message:
     cur, total = summary.account.currency, summary.total_cost
     group = "resource type" if summary.group_by == "resource" else summary.group_by
@@ -39,7 +39,7 @@ def usage_message(summary: UsageSummary, reader: Reader, *, request_text: str,
         header(f"Usage — {summary.period.label}"),
         context(f"{escape(summary.account.name)} · by {escape(group)} · {BUCKET_WORDS[summary.granularity]} buckets · "
                 f"{reader.day(summary.period.start)} – {reader.day(summary.period.dates()[-1])}",
-                *bucket_notes(summary, request_text)),
+                *bucket_notes(summary, asked)),
         *staleness_blocks(staleness, reader),
         section(f"*Total* {reader.money(total, cur)}"),
     ]
@@ -69,11 +69,11 @@ def usage_message(summary: UsageSummary, reader: Reader, *, request_text: str,
     return message(f"Usage {summary.period.label}: {reader.money(total, cur)}" + (f" ({top})" if top else ""), blocks)
 
 
-def bucket_notes(summary: UsageSummary, request_text: str) -> list[str]:
-    """Why the buckets are not the ones asked for: dimensions are rolled up per day, so the core answers an
-    hourly question by a dimension in daily buckets, and the reader should not have to guess why."""
-    wanted = asked_granularity(request_text) or default_granularity(summary.period)  # typed, or what "today" gets
-    if wanted is not Granularity.HOUR or summary.granularity is Granularity.HOUR:
+def bucket_notes(summary: UsageSummary, asked: Granularity) -> list[str]:
+    """Why the buckets are not the ones asked for (typed, or the default for the period): dimensions are rolled
+    up per day, so the core answers an hourly question by a dimension in daily buckets, and the reader should
+    not have to guess why."""
+    if asked is not Granularity.HOUR or summary.granularity is Granularity.HOUR:
         return []
     shown = BUCKET_WORDS[summary.granularity]
     return [f":information_source: hourly is not available by {escape(summary.group_by)} "
