@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from babel.numbers import NumberFormatError, get_group_symbol, parse_decimal
 
@@ -312,18 +313,17 @@ def parse_usage(args: tuple[str, ...], today: date) -> UsageRequest:
     while i < len(words):
         word = words[i]
         if word == "by" and i + 1 < len(words):
-            group = _only_one(group, _grouping(args[i + 1]), kind="grouping", phrase="by {}")
+            group = _only_one(group, _grouping(args[i + 1]), kind="grouping", shown="by {}".format,
+                              example="month {}")
             i += 2
         elif word in GRANULARITIES:
-            bucket, i = _only_one(bucket, word, kind="bucket size", phrase="{}"), i + 1
+            bucket, i = _only_one(bucket, word, kind="bucket size", shown=str, example="month {}"), i + 1
         elif word in ("this", "the", "for", "of", "in"):
             i += 1
         elif (found := parse_period(words, i, today)) is not None:
-            if period is not None and found[0] != period:  # "month 2026-10": which one was meant?
-                raise InvalidInput(f"Pick one period: {period.label} or {found[0].label}, not both.",
-                                   hint="e.g. `/billing usage 2026-10 by deployment`")
-            period, used = found
-            i += used
+            period = _only_one(period, found[0], kind="period", shown=lambda p: p.label,
+                               example="2026-10 by deployment")
+            i += found[1]
         else:
             raise InvalidInput(f"I don't understand `{_short(args[i])}` in a usage question.",
                                hint="e.g. `/billing usage last 30 days by deployment daily`")
@@ -356,15 +356,18 @@ def near_grouping(group_by: str) -> str | None:
     return _closest(group_by, GROUPS, cutoff=_TYPO_CUTOFF)
 
 
-def _only_one(chosen: str | None, new: str, *, kind: str, phrase: str) -> str:
-    """The one choice of a kind: two different ones are refused, not silently settled by the last one.
+_Choice = TypeVar("_Choice", str, Period)
 
-    `phrase` shows a choice as typed ("by {}" for groupings).
-    """
+
+def _only_one(chosen: _Choice | None, new: _Choice, *, kind: str, shown: Callable[[_Choice], str],
+              example: str) -> _Choice:
+    """The one choice of a kind (grouping, bucket size, period): two different ones are refused, not silently
+    settled by the last one. `shown` writes a choice as the user would type it; `example` is the rest of a
+    usage question that works ("{}" stands for the first choice)."""
     if chosen is not None and chosen != new:
-        first, second = phrase.format(chosen), phrase.format(new)
-        raise InvalidInput(f"Pick one {kind}: `{first}` or `{second}`, not both.",
-                           hint=f"e.g. `/billing usage month {first}`")
+        first = shown(chosen)
+        raise InvalidInput(f"Pick one {kind}: `{first}` or `{shown(new)}`, not both.",
+                           hint=f"e.g. `/billing usage {example.format(first)}`")
     return new
 
 
