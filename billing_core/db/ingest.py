@@ -213,15 +213,26 @@ def _dimension_pairs(mapping: dict[str, Any]) -> _Pairs:
     millions of times, and handing out one shared tuple per set also makes the rollup grouping cheap."""
     if not mapping:
         return ()
+    content = tuple(mapping.items())
     try:
-        content = tuple(mapping.items())
-        found = _DIMENSION_SETS.get(content)
+        hash(content)
     except TypeError:  # an unhashable value (not text): convert it, uncached
         return _pairs(mapping)
+    return _remembered(_DIMENSION_SETS, content, lambda: _pairs(mapping))
+
+
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
+
+
+def _remembered(cache: dict[_Key, _Value], key: _Key, make: Callable[[], _Value]) -> _Value:
+    """`cache[key]`, made on first sight. A full cache is emptied rather than grown: sources repeat a few hundred
+    values (dimension sets, their stored texts) millions of times, so it fills again with what is in use."""
+    found = cache.get(key)
     if found is None:
-        if len(_DIMENSION_SETS) >= _DIMENSION_SETS_LIMIT:
-            _DIMENSION_SETS.clear()
-        found = _DIMENSION_SETS[content] = _pairs(mapping)
+        if len(cache) >= _DIMENSION_SETS_LIMIT:
+            cache.clear()
+        found = cache[key] = make()
     return found
 
 
@@ -326,13 +337,7 @@ def _instants(sqlite: bool) -> Callable[[Any], datetime]:
     if not sqlite:
         return _utc
     parsed: dict[str, datetime] = {}
-
-    def instant(text: str) -> datetime:
-        found = parsed.get(text)
-        if found is None:
-            found = parsed[text] = datetime.fromisoformat(text).replace(tzinfo=UTC)
-        return found
-    return instant
+    return lambda text: _remembered(parsed, text, lambda: datetime.fromisoformat(text).replace(tzinfo=UTC))
 
 
 _STORED_DIMENSIONS: dict[str, _Pairs] = {}
@@ -342,12 +347,7 @@ def _stored_pairs(text: str | None) -> _Pairs:
     """`_pairs` of a stored dimensions text, cached by text: stored rows repeat few dimension sets."""
     if not text:
         return ()
-    found = _STORED_DIMENSIONS.get(text)
-    if found is None:
-        if len(_STORED_DIMENSIONS) >= _DIMENSION_SETS_LIMIT:
-            _STORED_DIMENSIONS.clear()
-        found = _STORED_DIMENSIONS[text] = _pairs(json.loads(text))
-    return found
+    return _remembered(_STORED_DIMENSIONS, text, lambda: _pairs(json.loads(text)))
 
 
 def _as_columns(key: tuple[str, str], row: _Row) -> dict[str, Any]:
