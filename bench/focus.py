@@ -4,11 +4,11 @@ Generates a FOCUS 1.2 CSV of N rows the way a cloud exports one — 1,000 resour
 8 services × 4 regions, one usage row per resource and hour, with tags and SKU price details — into a
 temporary directory, then:
 
-1. parses it without a database (`read_focus` alone: the parser's own ceiling), and
+1. reads it without a database (`focus_files.focus_batches` alone: the reader's own ceiling), and
 2. imports it with `billing_core.imports.import_focus` (the same path as `billing-bot import focus`:
-   batches of 20 k rows, one transaction each, rollups included; a file this big is parsed by a second
-   process while the first one writes) into SQLite and, when reachable, PostgreSQL (bench.core's URL,
-   the local server; in a scratch schema dropped afterwards).
+   batches of 20 k rows, one transaction each, rollups included, each written on a writer thread while
+   the next is read) into SQLite and, when reachable, PostgreSQL (bench.core's URL, the local server;
+   in a scratch schema dropped afterwards).
 
 Memory: the resident set is sampled after every batch; "RSS first batch" vs "RSS peak" shows whether
 it stays flat as the file goes by (it must not grow with the file).
@@ -38,8 +38,9 @@ from bench.core import NOW, PG_URL, postgres_db, sqlite_db
 from billing_core.db.engine import Database
 from billing_core.db.migrate import upgrade
 from billing_core.db.models import Account
+from billing_core.focus_files import Batch, focus_batches
 from billing_core.imports import import_focus
-from billing_core.sources.focus import FocusOptions, Rejection, read_focus
+from billing_core.sources.focus import FocusOptions
 
 RESOURCES, SUB_ACCOUNTS = 1_000, 5
 SERVICES = (("Amazon Elastic Compute Cloud", "Compute", "Hrs", "0.0416"), ("Amazon Simple Storage Service",
@@ -115,12 +116,16 @@ def rss_mb() -> float:
 
 
 def parse_only(path: Path) -> tuple[float, int]:
+    """The file read into batches of usage tables, as the import reads it, with no database behind."""
     started = time.perf_counter()
     count = 0
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        for item in read_focus(f, FocusOptions(account_id=1, currency="USD"), lambda *_: (None, None)):
-            assert not isinstance(item, Rejection), item
-            count += 1
+    with path.open("rb") as raw:
+        for item in focus_batches(raw, FocusOptions(account_id=1, currency="USD"), lambda *_: (None, None),
+                                  batch_rows=20_000):
+            if isinstance(item, Batch):
+                count += item.table.num_rows
+            else:
+                assert not item.rejections, item.rejections
     return time.perf_counter() - started, count
 
 

@@ -6,30 +6,21 @@ deployments, and writes through `billing_core.db.ingest` only. FOCUS rows are co
 committed stay (re-running the import is idempotent), and rejected rows never reach a batch. Stripe
 objects are upserted one savepoint each, so a rejected object leaves the others in place.
 
-A FOCUS file is parsed into pieces of rows already validated the way `ingest.ingest_usage` validates
-records (`ingest.stored_rows`), which are joined into batches and written by `ingest.write_rows`. A large
-file (`PARALLEL_BYTES` and up) is parsed and validated in a second process while this one writes: the
-parser hands over pieces through a queue of at most `_QUEUE_PIECES`, so memory stays flat, and rows
-arrive in file order, so the result is exactly that of parsing in-process. Provider and sub-account
-names are resolved to ids here (the database is this process's): the parser asks once per new name
-and waits for the answer.
+A FOCUS file is read into batches of usage tables by `billing_core.focus_files` (column-wise, a chunk at a
+time) and each batch is written by `ingest_table.write_table` on a writer thread while the next is read
+(`ingest.in_turn`): the database's work and the reading overlap on two cores. Provider and sub-account names
+are resolved to ids as the reader meets them (`_Resolver`, cached). pyarrow is loaded by a FOCUS import only.
 """
 
 from __future__ import annotations
 
-import codecs
-import gc
-import io
-import multiprocessing
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from queue import Empty
-from typing import IO, Any
+from typing import IO
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -40,27 +31,19 @@ from billing_core.db import queries
 from billing_core.db.audit import record
 from billing_core.db.engine import Database
 from billing_core.db.ingest import (
-    Rows,
     cyclic_gc_paused,
     in_turn,
-    stored_rows,
     upsert_invoice,
     upsert_payment,
-    write_rows,
 )
 from billing_core.db.models import Deployment, Invoice, Payment, Provider
 from billing_core.errors import BillingError
-from billing_core.records import InvoiceIn, PaymentIn, UsageIn
+from billing_core.records import InvoiceIn, PaymentIn
 from billing_core.results import AccountInfo, IngestResult, InvoiceStatus
 from billing_core.sources import stripe
-from billing_core.sources.focus import FocusOptions, Rejection, Resolver, read_focus
+from billing_core.sources.focus import FocusOptions, Rejection
 
 BATCH_ROWS = 20_000
-PARALLEL_BYTES = 16 << 20  # below this a second process costs more to start than it saves
-_PIECE_ROWS = 5_000  # rows per hand-over from the parsing process
-_QUEUE_PIECES = 4
-GZIP_MAGIC = b"\x1f\x8b"
-GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib reads the gzip header and trailer itself
 MAX_LISTED = 1_000  # rejections kept in detail per file; the count is always exact
 
 #: (file name, rows read so far, bytes read, file size) — called after every batch.
@@ -97,10 +80,10 @@ class FileReport:
 def import_focus(db: Database, account_ref: str | int, paths: Sequence[Path], *, now: datetime, cost: str = "billed",
                  default_provider: str | None = None, batch_rows: int = BATCH_ROWS,
                  progress: Progress | None = None, actor: str = "cli:import",
-                 parallel_bytes: int = PARALLEL_BYTES) -> list[FileReport]:
+                 chunk_bytes: int | None = None) -> list[FileReport]:
     """Import FOCUS CSV files into one account; one report per file, each recorded in the audit log.
 
-    Files of `parallel_bytes` or more are parsed in a second process (same result, see the module doc).
+    `chunk_bytes` is how much of a file is read at a time (`focus_files.CHUNK_BYTES` by default).
     """
     account = _account(db, account_ref)
     resolver = _Resolver(db, account.id, now)
@@ -110,7 +93,7 @@ def import_focus(db: Database, account_ref: str | int, paths: Sequence[Path], *,
     reports = []
     for path in paths:
         report = _import_focus_file(db, path, options, resolver, ZoneInfo(account.timezone), batch_rows, progress,
-                                    parallel=path.stat().st_size >= parallel_bytes)
+                                    chunk_bytes)
         with db.unit_of_work() as session:
             record(session, actor=actor, action="import.focus", entity="account", entity_id=str(account.id), at=now,
                    after={"file": path.name, "cost": options.cost_column, "rows": report.rows,
@@ -122,177 +105,40 @@ def import_focus(db: Database, account_ref: str | int, paths: Sequence[Path], *,
 
 
 def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver: _Resolver, tz: ZoneInfo,
-                       batch_rows: int, progress: Progress | None, *, parallel: bool) -> FileReport:
+                       batch_rows: int, progress: Progress | None, chunk_bytes: int | None) -> FileReport:
+    from billing_core import focus_files  # pyarrow: loaded by file imports only, not by the bot's processes
+    from billing_core.db.ingest_table import write_table
+
     report = FileReport(str(path))
     size = path.stat().st_size
-    pieces = _parsed_elsewhere(path, options, resolver, batch_rows) if parallel else \
-        _pieces(_parsed_here(path, options, resolver), batch_rows)
-    read_bytes = [0]  # how far the parser has read, for progress
+    read_bytes = 0
 
-    def read_so_far() -> None:
-        if progress:
-            progress(path.name, report.rows + report.rejected, read_bytes[0], size)
+    def batches(raw: IO[bytes]) -> Iterator[focus_files.Batch]:
+        nonlocal read_bytes
+        for item in focus_files.focus_batches(raw, options, resolver, batch_rows=batch_rows,
+                                              chunk_bytes=chunk_bytes or focus_files.CHUNK_BYTES):
+            if isinstance(item, focus_files.Piece):
+                report.rows += item.rows
+                report.cost += item.cost
+                for rejection in item.rejections:
+                    report.reject(rejection)
+                read_bytes = item.read_bytes
+                continue
+            if progress:
+                progress(path.name, report.rows + report.rejected, read_bytes, size)
+            yield item
 
-    def write(batch: _Batch) -> _Written:
-        return _write_batch(db, batch, tz)
+    def write(batch: focus_files.Batch) -> _Written:
+        with db.unit_of_work() as session:
+            result = write_table(session, options.source, batch.table)
+        return _Written(result, batch.first_start.astimezone(tz).date(), batch.last_start.astimezone(tz).date())
 
-    with cyclic_gc_paused():  # one batch is written while the next is read (ingest.in_turn)
-        for written in in_turn(_batches(pieces, report, read_bytes, read_so_far), write):
+    with path.open("rb") as raw, cyclic_gc_paused():  # one batch is written while the next is read (in_turn)
+        for written in in_turn(batches(raw), write):
             report.count(written)
     if progress:
         progress(path.name, report.rows + report.rejected, size, size)
     return report
-
-
-@dataclass
-class _Piece:
-    """Consecutive items of a file, parsed and validated (`ingest.stored_rows`), with what the report counts
-    of them. A piece ends where a batch of `batch_rows` rows fills (`ends_batch`) or after `_PIECE_ROWS` rows."""
-
-    rows: Rows = field(default_factory=dict)
-    records: int = 0  # rows read (a repeated key is one stored row but two read)
-    rejections: list[Rejection] = field(default_factory=list)
-    cost: Decimal = Decimal(0)
-    first_start: datetime | None = None  # earliest and latest charge period start of `rows`
-    last_start: datetime | None = None
-    read_bytes: int = 0
-    ends_batch: bool = False
-
-
-@dataclass
-class _Batch:
-    """Rows written in one transaction, with the earliest and latest charge period start among them."""
-
-    rows: Rows
-    first_start: datetime
-    last_start: datetime
-
-
-def _pieces(items: Iterator[tuple[UsageIn | Rejection, int]], batch_rows: int) -> Iterator[_Piece]:
-    """The file's items (with the bytes read by then) in pieces; runs where the file is parsed."""
-    records: list[UsageIn] = []
-    piece = _Piece()
-    in_batch = 0
-    for item, read_bytes in items:
-        piece.read_bytes = read_bytes
-        if isinstance(item, Rejection):
-            piece.rejections.append(item)
-            continue
-        records.append(item)
-        in_batch += 1
-        if in_batch >= batch_rows or len(records) >= _PIECE_ROWS:
-            piece.ends_batch = in_batch >= batch_rows
-            in_batch = 0 if piece.ends_batch else in_batch
-            yield _filled(piece, records)
-            piece, records = _Piece(read_bytes=piece.read_bytes), []
-    yield _filled(piece, records)
-
-
-def _filled(piece: _Piece, records: list[UsageIn]) -> _Piece:
-    piece.rows = stored_rows(records)  # raises what ingest_usage would for a record it refuses
-    piece.records = len(records)
-    piece.cost = sum((r.cost for r in records), Decimal(0))
-    if records:
-        piece.first_start = min(r.period_start for r in records)
-        piece.last_start = max(r.period_start for r in records)
-    return piece
-
-
-def _batches(pieces: Iterator[_Piece], report: FileReport, read_bytes: list[int],
-             progress: Callable[[], object]) -> Iterator[_Batch]:
-    """The pieces joined into batches, rejections and totals counted on the way."""
-    batch: _Batch | None = None
-    for piece in pieces:
-        report.rows += piece.records
-        report.cost += piece.cost
-        for rejection in piece.rejections:
-            report.reject(rejection)
-        read_bytes[0] = piece.read_bytes
-        if piece.first_start is not None and piece.last_start is not None:
-            if batch is None:
-                batch = _Batch(piece.rows, piece.first_start, piece.last_start)
-            else:
-                batch.rows.update(piece.rows)
-                batch.first_start = min(batch.first_start, piece.first_start)
-                batch.last_start = max(batch.last_start, piece.last_start)
-        if piece.ends_batch and batch is not None:
-            yield batch
-            batch = None
-            gc.collect(1)  # as in ingest_usage: a batch makes no cycles; the young ones are swept after each
-            progress()
-    if batch is not None:
-        yield batch
-
-
-def _parsed_here(path: Path, options: FocusOptions,
-                 resolve: Resolver) -> Iterator[tuple[UsageIn | Rejection, int]]:
-    """The file's rows and rejections in file order, each with the bytes read by then."""
-    with path.open("rb") as raw:
-        counted = _CountingReader(raw)
-        rejected: list[Rejection] = []
-        lines = _uncompressed(io.BufferedReader(counted, 1 << 20))
-        for item in read_focus(_decoded(lines, rejected.append), options, resolve):
-            for rejection in rejected:
-                yield rejection, counted.read_bytes
-            rejected.clear()
-            yield item, counted.read_bytes
-        for rejection in rejected:
-            yield rejection, counted.read_bytes
-
-
-def _parsed_elsewhere(path: Path, options: FocusOptions, resolve: Resolver, batch_rows: int) -> Iterator[_Piece]:
-    """The same as `_pieces(_parsed_here(…))`, made by a second process; it asks this one for the ids of
-    the names it meets (the database is this process's) and waits for the answer."""
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited database connections
-    queue: Any = context.Queue(_QUEUE_PIECES)
-    answers: Any = context.Queue()
-    worker = context.Process(target=_parse_worker, args=(path, options, batch_rows, queue, answers), daemon=True)
-    worker.start()
-    try:
-        while (message := _next(queue, worker)) is not None:
-            if isinstance(message, _Piece):
-                yield message
-            else:
-                answers.put(resolve(*message))
-    finally:
-        worker.terminate()  # a no-op once it is done; stops it if writing failed half-way
-        worker.join()
-
-
-def _next(queue: Any, worker: Any) -> Any:
-    """The next message of the parsing process; it dying without a word is an error, not an end."""
-    while True:
-        try:
-            message = queue.get(timeout=1.0)
-        except Empty:
-            if not worker.is_alive():
-                raise RuntimeError(f"The FOCUS parsing process stopped (exit code {worker.exitcode}).") from None
-            continue
-        if isinstance(message, BaseException):
-            raise message
-        return message
-
-
-def _parse_worker(path: Path, options: FocusOptions, batch_rows: int, queue: Any, answers: Any) -> None:
-    """Runs in the parsing process: the file's pieces in order, then None; a name it has not seen yet is
-    sent as (provider, sub-account id, sub-account name), answered with its ids."""
-    known: dict[tuple[str | None, str | None, str | None], tuple[int | None, int | None]] = {}
-
-    def resolve(provider: str | None, sub_id: str | None, sub_name: str | None) -> tuple[int | None, int | None]:
-        key = (provider, sub_id, sub_name)
-        if key not in known:
-            queue.put(key)
-            known[key] = answers.get()
-        return known[key]
-
-    gc.disable()  # this process only parses: no cycles worth the collector's passes over every piece
-    try:
-        for piece in _pieces(_parsed_here(path, options, resolve), batch_rows):
-            queue.put(piece)
-            gc.collect(1)
-        queue.put(None)
-    except Exception as exc:  # handed to the importing process, which raises it
-        queue.put(exc)
 
 
 @dataclass(frozen=True)
@@ -302,109 +148,6 @@ class _Written:
     result: IngestResult
     first_day: date
     last_day: date
-
-
-def _write_batch(db: Database, batch: _Batch, tz: ZoneInfo) -> _Written:
-    with db.unit_of_work() as session:
-        result = write_rows(session, batch.rows)
-    return _Written(result, batch.first_start.astimezone(tz).date(), batch.last_start.astimezone(tz).date())
-
-
-def _uncompressed(data: io.BufferedReader) -> IO[bytes]:
-    """The file itself, or its content when it is gzip-compressed (how AWS Data Exports and Azure deliver FOCUS
-    files: `.csv.gz`), recognised by its magic bytes rather than its name; decompressed as it is read."""
-    return io.BufferedReader(_Gunzipped(data), 1 << 20) if data.peek(2)[:2] == GZIP_MAGIC else data
-
-
-def _decoded(data: Iterable[bytes], reject: Callable[[Rejection], object]) -> Iterator[str]:
-    """The file's lines as text, without a byte-order mark. A line that is not UTF-8 is rejected (by its
-    number) and read as a blank line, so the CSV reader's line numbers stay those of the file. Compressed data
-    that is damaged or cut short ends the file there, with a rejection saying so (the rows before it count)."""
-    number = 0
-    try:
-        for number, line in enumerate(data, start=1):
-            if number == 1 and line.startswith(codecs.BOM_UTF8):
-                line = line[len(codecs.BOM_UTF8):]
-            try:
-                yield line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                reject(Rejection(number, None, f"not UTF-8 text (byte {exc.start + 1}: {exc.reason})"))
-                yield "\n"
-    except (EOFError, zlib.error) as exc:
-        reject(Rejection(number + 1, None, f"the compressed file is damaged or cut short ({exc}); "
-                                           f"nothing after line {number} could be read"))
-
-
-class _CountingReader(io.RawIOBase):
-    """A binary stream that counts the bytes read through it (for progress without `tell()`)."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self.read_bytes = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self._raw.read(len(buffer))
-        buffer[:len(data)] = data
-        self.read_bytes += len(data)
-        return len(data)
-
-
-class _Gunzipped(io.RawIOBase):
-    """The content of gzip data as it is read (concatenated members, and zero padding after the last one, as
-    gzip reads them). Damaged or cut-short data raises only after everything before the damage was handed out,
-    and a line cut by it is never handed out whole: a truncated export keeps every complete row it still has,
-    and never a half row."""
-
-    _READ = 1 << 16
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self._inflate = zlib.decompressobj(wbits=GZIP_WBITS)
-        self._pending = b""
-        self._damage: Exception | None = None  # raised once what came before it is handed out
-        self._between = False  # a member ended: another member, or zero padding to the end, may follow
-        self._padding = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._pending:
-            if self._damage is not None:
-                raise self._damage
-            compressed = self._raw.read(self._READ)
-            if not compressed:
-                if not (self._between or self._padding):
-                    raise EOFError("the data ends before its gzip end marker")
-                return 0
-            self._pending = self._inflated(compressed)
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-    def _inflated(self, compressed: bytes) -> bytes:
-        out = bytearray()
-        try:
-            while compressed:
-                if self._between and compressed[0] == 0:
-                    self._padding = True
-                if self._padding:
-                    if compressed.strip(b"\0"):
-                        raise zlib.error("bytes after the last gzip member are neither a member nor zero padding")
-                    break
-                if self._between:
-                    self._inflate, self._between = zlib.decompressobj(wbits=GZIP_WBITS), False
-                out += self._inflate.decompress(compressed)
-                compressed = b""
-                if self._inflate.eof:
-                    self._between, compressed = True, self._inflate.unused_data
-        except zlib.error as exc:
-            self._damage = exc  # what was inflated before it still counts
-        return bytes(out)
 
 
 class _Resolver:

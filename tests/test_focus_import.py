@@ -20,7 +20,7 @@ from billing_core.db.engine import Database
 from billing_core.db.models import AuditEntry, Deployment, Provider, UsageRecord
 from billing_core.db.queries import NONE_LABEL
 from billing_core.fmt import money
-from billing_core.imports import PARALLEL_BYTES, FileReport, import_focus
+from billing_core.imports import FileReport, import_focus
 from billing_core.periods import Period
 from billing_core.service import Billing
 from tests import factories
@@ -31,7 +31,7 @@ SAMPLES = sorted(DATA.glob("*.csv"))
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CENT = Decimal("0.01")
 # A big file is parsed by a second process (0: every file is "big"); the result must not tell the difference.
-PARSING = pytest.mark.parametrize("parallel_bytes", [PARALLEL_BYTES, 0], ids=["in-process", "parse-process"])
+PARSING = pytest.mark.parametrize("chunk_bytes", [None, 200], ids=["default-chunks", "chunks-of-a-few-rows"])
 # The spec's own malformed rows: a charge period ending at hour 30.
 MALFORMED = {
     "commitment_discount_scenarios__commitment_discount_purchase_scenario_2.csv": {4},
@@ -132,7 +132,7 @@ def test_a_corrected_file_replaces_what_it_corrects_and_correction_rows_add_up(d
 
 @PARSING
 def test_a_malformed_row_is_named_by_line_and_column_and_the_good_rows_land(db: Database, tmp_path: Path,
-                                                                           parallel_bytes: int) -> None:
+                                                                           chunk_bytes: int | None) -> None:
     _account(db)
     header, rows = _rows(AI)
     start, cost = header.index("ChargePeriodStart"), header.index("BilledCost")
@@ -140,7 +140,7 @@ def test_a_malformed_row_is_named_by_line_and_column_and_the_good_rows_land(db: 
     rows[1][cost] = "fifty"  # line 3
     short = rows[3][:5]  # line 5: a row cut short
     path = _write(tmp_path / "broken.csv", header, [rows[0], rows[1], rows[2], short, rows[3]])
-    [report] = import_focus(db, "acme", [path], now=NOW, parallel_bytes=parallel_bytes)
+    [report] = import_focus(db, "acme", [path], now=NOW, chunk_bytes=chunk_bytes)
     assert [(r.line, r.column) for r in report.rejections] == [(2, "ChargePeriodStart"), (3, "BilledCost"), (5, None)]
     assert "'fifty' is not a number" in report.rejections[1].reason
     assert "5 fields where the header has 32" in report.rejections[2].reason
@@ -231,7 +231,7 @@ def test_rows_billed_in_another_currency_are_rejected(db: Database) -> None:
 
 
 @PARSING
-def test_a_big_file_streams_in_batches_with_progress(db: Database, tmp_path: Path, parallel_bytes: int) -> None:
+def test_a_big_file_streams_in_batches_with_progress(db: Database, tmp_path: Path, chunk_bytes: int | None) -> None:
     _account(db, tz="UTC")
     header, rows = _rows(AI)
     cost, start, end, sku = (header.index(c) for c in ("BilledCost", "ChargePeriodStart", "ChargePeriodEnd", "SkuId"))
@@ -246,10 +246,13 @@ def test_a_big_file_streams_in_batches_with_progress(db: Database, tmp_path: Pat
     seen: list[tuple[int, int, int]] = []
     [report] = import_focus(db, "acme", [_write(tmp_path / "big.csv", header, generated)], now=NOW, batch_rows=10,
                             progress=lambda _name, n, done, size: seen.append((n, done, size)),
-                            parallel_bytes=parallel_bytes)
+                            chunk_bytes=chunk_bytes)
     assert report.result.inserted == 44 and [(r.line, r.column) for r in report.rejections] == [(22, "BilledCost")]
-    assert [n for n, _d, _s in seen] == [10, 20, 31, 41, 45]  # a batch of 10 good rows each, then the end
-    assert seen[-1][1] == seen[-1][2]
+    read, done = [n for n, _d, _s in seen], [d for _n, d, _s in seen]
+    assert len(seen) == 6  # before each of the 5 batches (10 good rows each, then 4), then at the end
+    assert read == sorted(read) and read[-1] == 45 and done == sorted(done) and done[-1] == seen[-1][2]
+    if chunk_bytes:  # read a few rows at a time: progress moves with the file
+        assert read[0] < 20
     assert _usage_total(db, report) == sum(Decimal(f"{i}.25") for i in range(45) if i != 20)
 
 
@@ -290,14 +293,14 @@ def test_rows_naming_no_provider_take_the_default_one(db: Database) -> None:
 
 
 @PARSING
-def test_a_line_that_is_not_utf8_is_rejected_alone(db: Database, tmp_path: Path, parallel_bytes: int) -> None:
+def test_a_line_that_is_not_utf8_is_rejected_alone(db: Database, tmp_path: Path, chunk_bytes: int | None) -> None:
     _account(db)
     header, rows = _rows(AI)
     path = _write(tmp_path / "latin1.csv", header, rows)
     lines = path.read_bytes().splitlines(keepends=True)
     lines[2] = lines[2].replace(b"Output tokens", b"Sortie \xe9t\xe9")  # Latin-1 bytes on line 3
     path.write_bytes(b"\xef\xbb\xbf" + b"".join(lines))
-    [report] = import_focus(db, "acme", [path], now=NOW, parallel_bytes=parallel_bytes)
+    [report] = import_focus(db, "acme", [path], now=NOW, chunk_bytes=chunk_bytes)
     assert [(r.line, r.column) for r in report.rejections] == [(3, None)]
     assert report.rejections[0].reason.startswith("not UTF-8 text (byte ")
     assert report.rows == 3 and report.cost == Decimal("54.50")
@@ -317,7 +320,7 @@ def test_slash_usage_over_an_imported_file_shows_its_billed_cost_and_a_chart(bot
 
 @PARSING
 def test_a_gzip_compressed_export_imports_like_the_plain_file(db: Database, tmp_path: Path,
-                                                              parallel_bytes: int) -> None:
+                                                              chunk_bytes: int | None) -> None:
     """Clouds deliver FOCUS exports as `.csv.gz`; recognised by content, whatever the file is called. Written
     here as two gzip members (concatenated .gz files are one valid file, and `gzip -d` reads both)."""
     _account(db)
@@ -325,7 +328,7 @@ def test_a_gzip_compressed_export_imports_like_the_plain_file(db: Database, tmp_
     middle = content.index(b"\n", len(content) // 2) + 1
     compressed = tmp_path / "export-00001.csv.gz"
     compressed.write_bytes(gzip.compress(content[:middle]) + gzip.compress(content[middle:]))
-    [report] = import_focus(db, "acme", [compressed], now=NOW, parallel_bytes=parallel_bytes)
+    [report] = import_focus(db, "acme", [compressed], now=NOW, chunk_bytes=chunk_bytes)
     assert report.rejections == [] and report.result.inserted == report.rows > 0
     assert report.cost == _billed_sum(DATA / AI)
     assert _usage_total(db, report).quantize(CENT) == report.cost.quantize(CENT)
@@ -335,7 +338,7 @@ def test_a_gzip_compressed_export_imports_like_the_plain_file(db: Database, tmp_
 
 @PARSING
 def test_a_truncated_gzip_export_keeps_every_complete_row_before_the_damage_and_says_where(
-        db: Database, tmp_path: Path, parallel_bytes: int) -> None:
+        db: Database, tmp_path: Path, chunk_bytes: int | None) -> None:
     _account(db)
     header, [row, *_] = _rows(AI)
     cost, description = header.index("BilledCost"), header.index("ChargeDescription")
@@ -345,7 +348,7 @@ def test_a_truncated_gzip_export_keeps_every_complete_row_before_the_damage_and_
     whole = gzip.compress(_write(tmp_path / "big.csv", header, rows).read_bytes())
     cut = tmp_path / "cut.csv.gz"
     cut.write_bytes(whole[:len(whole) // 2])
-    [report] = import_focus(db, "acme", [cut], now=NOW, parallel_bytes=parallel_bytes)
+    [report] = import_focus(db, "acme", [cut], now=NOW, chunk_bytes=chunk_bytes)
     [damage] = report.rejections
     assert "the compressed file is damaged or cut short" in damage.reason
     assert f"nothing after line {damage.line - 1} could be read" in damage.reason
@@ -356,18 +359,18 @@ def test_a_truncated_gzip_export_keeps_every_complete_row_before_the_damage_and_
 
 @PARSING
 def test_zero_padding_after_a_gzip_export_is_ignored_and_a_damaged_second_member_keeps_the_first(
-        db: Database, tmp_path: Path, parallel_bytes: int) -> None:
+        db: Database, tmp_path: Path, chunk_bytes: int | None) -> None:
     """gzip itself ignores zero padding (tape and block devices add it); a damaged member must not take the rows
     of the good member before it down with it."""
     _account(db)
     content = (DATA / AI).read_bytes()
     padded = tmp_path / "padded.csv.gz"
     padded.write_bytes(gzip.compress(content) + b"\0" * 512)
-    [report] = import_focus(db, "acme", [padded], now=NOW, parallel_bytes=parallel_bytes)
+    [report] = import_focus(db, "acme", [padded], now=NOW, chunk_bytes=chunk_bytes)
     assert report.rejections == [] and report.cost == _billed_sum(DATA / AI)
     damaged = tmp_path / "damaged.csv.gz"
     damaged.write_bytes(gzip.compress(content) + b"\x1f\x8b" + os.urandom(64))
-    [again] = import_focus(db, "acme", [damaged], now=NOW, parallel_bytes=parallel_bytes)
+    [again] = import_focus(db, "acme", [damaged], now=NOW, chunk_bytes=chunk_bytes)
     [damage] = again.rejections
     assert "damaged or cut short" in damage.reason
     assert again.result.unchanged == again.rows == report.rows  # every row of the good member, once

@@ -57,6 +57,8 @@ _Row = tuple[int, int | None, int | None, str, str, int, int, str, datetime, dat
 #: Stored rows by key (source, external_id), as `stored_rows` makes them and `write_rows` writes them.
 Rows = dict[tuple[str, str], _Row]
 _Keyed = list[tuple[tuple[str, str], _Row]]
+#: What a usage row refers to: (external id, account id, deployment id, provider id).
+Reference = tuple[str, int, int | None, int | None]
 
 
 def ingest_usage(session: Session, records: Iterable[UsageIn], *, batch_size: int = BATCH_SIZE) -> IngestResult:
@@ -66,7 +68,7 @@ def ingest_usage(session: Session, records: Iterable[UsageIn], *, batch_size: in
     the session (and the database takes one chunk: lookups, inserts, rollup upserts), this thread validates
     the next.
     """
-    zones = _AccountZones(session)
+    zones = AccountZones(session)
     result = IngestResult()
     with cyclic_gc_paused():
         for written in in_turn(_validated_chunks(records, batch_size),
@@ -85,7 +87,7 @@ def stored_rows(records: Iterable[UsageIn]) -> Rows:
 
 def write_rows(session: Session, rows: Rows) -> IngestResult:
     """Upsert `stored_rows` and move the rollups by the difference, in the session's transaction."""
-    return _write_chunk(session, rows, _AccountZones(session))
+    return _write_chunk(session, rows, AccountZones(session))
 
 
 def in_turn(batches: Iterable[_Batch], write: Callable[[_Batch], _Written]) -> Iterator[_Written]:
@@ -128,7 +130,7 @@ def cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-class _AccountZones:
+class AccountZones:
     """Time zones of the accounts a batch refers to, and the check that its references exist."""
 
     def __init__(self, session: Session) -> None:
@@ -145,19 +147,19 @@ class _AccountZones:
             self._zones[account_id] = ZoneInfo(name)
         return self._zones[account_id]
 
-    def check_references(self, rows: Iterable[tuple[tuple[str, str], _Row]]) -> None:
+    def check_references(self, references: Iterable[Reference]) -> None:
         """usage_records has no foreign keys (bulk speed): refuse unknown or foreign ids here, per batch."""
-        rows = list(rows)
-        for account_id in {r[0] for _k, r in rows}:
+        references = list(references)
+        for account_id in {r[1] for r in references}:
             self[account_id]
-        wanted = {r[1] for _k, r in rows if r[1]} - self._deployments.keys()
+        wanted = {r[2] for r in references if r[2]} - self._deployments.keys()
         if wanted:
             found = self._session.execute(select(Deployment.id, Deployment.account_id).where(Deployment.id.in_(wanted)))
             self._deployments.update({row[0]: row[1] for row in found})
-        providers = {r[2] for _k, r in rows if r[2]} - self._providers
+        providers = {r[3] for r in references if r[3]} - self._providers
         if providers:
             self._providers.update(self._session.scalars(select(Provider.id).where(Provider.id.in_(providers))))
-        for (_source, external_id), (account_id, deployment_id, provider_id, *_rest) in rows:
+        for external_id, account_id, deployment_id, provider_id in references:
             if deployment_id and self._deployments.get(deployment_id) != account_id:
                 raise InvalidInput(f"Usage {external_id}: deployment {deployment_id} is not one of account "
                                    f"{account_id}'s deployments.")
@@ -256,10 +258,18 @@ def _validated_chunks(records: Iterable[UsageIn], size: int) -> Iterator[tuple[R
         gc.collect(1)
 
 
-def _write_chunk(session: Session, incoming: Rows, zones: _AccountZones, every: _Keyed | None = None) -> IngestResult:
-    zones.check_references(incoming.items() if every is None else every)
-    existing = _existing_rows(session, list(incoming))
-    deltas = _Deltas(zones)
+def _write_chunk(session: Session, incoming: Rows, zones: AccountZones, every: _Keyed | None = None) -> IngestResult:
+    every_row = incoming.items() if every is None else every
+    zones.check_references((key[1], row[0], row[1], row[2]) for key, row in every_row)
+    deltas = Deltas(zones)
+    result = upsert_rows(session, incoming, existing_rows(session, list(incoming)), deltas)
+    deltas.apply(session)
+    return result
+
+
+def upsert_rows(session: Session, incoming: Rows, existing: dict[tuple[str, str], tuple[int, _Row]],
+                deltas: Deltas) -> IngestResult:
+    """Insert the rows not stored yet, update those stored with other values, and count both in `deltas`."""
     inserts: list[tuple[tuple[str, str], _Row]] = []
     updates: list[dict[str, Any]] = []
     unchanged = 0
@@ -281,11 +291,10 @@ def _write_chunk(session: Session, incoming: Rows, zones: _AccountZones, every: 
             update(USAGE).where(USAGE.c.id == bindparam("_id")),
             [{k: v for k, v in u.items() if k not in ("source", "external_id")} for u in updates],
         )
-    deltas.apply(session)
     return IngestResult(inserted=len(inserts), updated=len(updates), unchanged=unchanged)
 
 
-def _existing_rows(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, _Row]]:
+def existing_rows(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, _Row]]:
     by_source: dict[str, list[str]] = defaultdict(list)
     for source, external_id in keys:
         by_source[source].append(external_id)
@@ -295,7 +304,7 @@ def _existing_rows(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[
         for r in _stored(session, source, ids):
             row: _Row = (
                 r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], instant(r[10]), instant(r[11]),
-                _stored_pairs(r[12]), json.loads(r[13]) if r[13] else {},
+                stored_pairs(r[12]), json.loads(r[13]) if r[13] else {},
             )
             found[(source, r[1])] = (r[0], row)
     return found
@@ -305,7 +314,7 @@ def _stored(session: Session, source: str, ids: list[str]) -> Iterable[Sequence[
     """The stored rows of `ids` as the driver reads them, asked with one parameter instead of thousands.
 
     Through the driver, not the column types: quantities and costs stay integer micro-units, and the JSON
-    columns come as text: a batch shares a few hundred dimension texts (`_stored_pairs` reads each once),
+    columns come as text: a batch shares a few hundred dimension texts (`stored_pairs` reads each once),
     and decoding jsonb or JSON per row cost more than the whole lookup otherwise (bench.focus re-import).
     """
     columns = ("id, external_id, account_id, deployment_id, provider_id, meter, unit, quantity, cost, currency, "
@@ -343,7 +352,7 @@ def _instants(sqlite: bool) -> Callable[[Any], datetime]:
 _STORED_DIMENSIONS: dict[str, _Pairs] = {}
 
 
-def _stored_pairs(text: str | None) -> _Pairs:
+def stored_pairs(text: str | None) -> _Pairs:
     """`_pairs` of a stored dimensions text, cached by text: stored rows repeat few dimension sets."""
     if not text:
         return ()
@@ -369,7 +378,7 @@ def _as_columns(key: tuple[str, str], row: _Row) -> dict[str, Any]:
     }
 
 
-class _Deltas:
+class Deltas:
     """Exact integer changes to the three rollups, keyed like their primary keys.
 
     Hourly and daily move record by record. For the dimension rollup records are first gathered per
@@ -378,14 +387,14 @@ class _Deltas:
     last record, so a rollup row's `unit` is still that of the last record that touched it.
     """
 
-    def __init__(self, zones: _AccountZones) -> None:
+    def __init__(self, zones: AccountZones) -> None:
         self._zones = zones
         self.hourly: dict[tuple[Any, ...], list[Any]] = {}
         self.daily: dict[tuple[Any, ...], list[Any]] = {}
         self._dimension_sets: dict[tuple[Any, ...], list[int]] = {}  # → [quantity, cost, records]
         self._days: dict[tuple[int, datetime], tuple[datetime, date]] = {}
 
-    def _buckets(self, account: int, start: datetime) -> tuple[datetime, date]:
+    def buckets(self, account: int, start: datetime) -> tuple[datetime, date]:
         """The UTC hour and the account's local day of `start` (a batch shares few instants: cache them)."""
         key = (account, start)
         found = self._days.get(key)
@@ -398,12 +407,24 @@ class _Deltas:
         """Count `row` in (sign +1) or out of (sign -1) its buckets."""
         account, deployment, provider, meter, unit, qty, cost = row[:7]
         start: datetime = row[8]
-        hour, day = self._buckets(account, start)
+        hour, day = self.buckets(account, start)
         dep, prov = deployment or 0, provider or 0
-        _bump(self.hourly, (account, hour, dep, prov, meter), unit, sign * qty, sign * cost, sign)
-        _bump(self.daily, (account, day, dep, prov, meter), unit, sign * qty, sign * cost, sign)
+        self.hour((account, hour, dep, prov, meter), unit, sign * qty, sign * cost, sign)
+        self.day((account, day, dep, prov, meter), unit, sign * qty, sign * cost, sign)
         if row[10]:
-            _gather(self._dimension_sets, (account, day, meter, unit, row[10]), sign * qty, sign * cost, sign)
+            self.dimension_set((account, day, meter, unit, row[10]), sign * qty, sign * cost, sign)
+
+    def hour(self, key: tuple[Any, ...], unit: str, qty: int, cost: int, records: int) -> None:
+        """Add to the hourly bucket (account, UTC hour, deployment or 0, provider or 0, meter)."""
+        _bump(self.hourly, key, unit, qty, cost, records)
+
+    def day(self, key: tuple[Any, ...], unit: str, qty: int, cost: int, records: int) -> None:
+        """Add to the daily bucket (account, local day, deployment or 0, provider or 0, meter)."""
+        _bump(self.daily, key, unit, qty, cost, records)
+
+    def dimension_set(self, key: tuple[Any, ...], qty: int, cost: int, records: int) -> None:
+        """Add to the group (account, local day, meter, unit, dimension pairs), spread over its dimensions later."""
+        _gather(self._dimension_sets, key, qty, cost, records)
 
     def apply(self, session: Session) -> None:
         dimension: dict[tuple[Any, ...], list[Any]] = {}
@@ -474,7 +495,7 @@ def _upsert(session: Session, table: Table, key_cols: tuple[str, ...],
         )
 
 
-_USAGE_COLUMNS = ("source", "external_id", "account_id", "deployment_id", "provider_id", "meter", "unit", "quantity",
+USAGE_COLUMNS = ("source", "external_id", "account_id", "deployment_id", "provider_id", "meter", "unit", "quantity",
                   "cost", "currency", "period_start", "period_end", "dimensions", "attributes")
 
 
@@ -507,11 +528,11 @@ def _bulk_insert(session: Session, rows: Sequence[tuple[tuple[str, str], _Row]])
          texts.get(r[10]) or dimensions(r[10]))
         for key, r in rows
     ]
-    columns: Sequence[str] = _USAGE_COLUMNS
+    columns: Sequence[str] = USAGE_COLUMNS
     if any(r[11] for _, r in rows):
         tuples = [(*t, _json(r[11]) if r[11] else "{}") for t, (_, r) in zip(tuples, rows, strict=True)]
     else:  # metering agents send no attributes: the column's default ('{}') fills it, one value less per row
-        columns = _USAGE_COLUMNS[:-1]
+        columns = USAGE_COLUMNS[:-1]
     if sqlite:
         marks = ", ".join("?" * len(columns))
         connection.exec_driver_sql(f"INSERT INTO usage_records ({', '.join(columns)}) VALUES ({marks})", tuples)
@@ -525,6 +546,14 @@ def _json(mapping: dict[str, Any]) -> str:
         return "{" + ", ".join([_string(k) + ": " + _string(v) for k, v in mapping.items()]) + "}"
     except TypeError:  # a key or value that is not text
         return json.dumps(mapping)
+
+
+def copy_text(session: Session, table: str, columns: Sequence[str], data: bytes) -> None:
+    """PostgreSQL COPY of CSV data (strings quoted, NULL bare) through the session's own connection."""
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
+        copy.write(data)
 
 
 def _copy(session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -49,7 +49,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
+
+import numpy as np
 
 from billing_core.errors import InvalidInput
 from billing_core.money import MAX_AMOUNT, MICRO, normalize_currency
@@ -76,6 +78,7 @@ _TEXT_DIMENSIONS = (
 )
 _TEXT_ATTRIBUTES = (("resource_id", ("ResourceId",)), ("resource_name", ("ResourceName",)))
 _NULLS = frozenset({"", "null", "NULL", "Null"})
+SEPARATOR = "\x1f"  # between the identity cells of a row (a control character no cell holds)
 _ZERO = Decimal(0)
 _MAX_KEY, _MAX_VALUE, _MAX_METER, _MAX_UNIT = 64, 200, 64, 32  # the ledger's column widths
 
@@ -124,29 +127,23 @@ def read_focus(lines: Iterable[str], options: FocusOptions, resolve: Resolver) -
     newline=""` will do). Memory stays bounded whatever the file size.
     """
     reader = csv.reader(lines)
-    header = next(reader, None)
-    if header is None:
-        yield Rejection(1, None, "the file is empty (no header row)")
+    parser = focus_parser(next(reader, None), options, resolve)
+    if isinstance(parser, Rejection):
+        yield parser
         return
+    yield from parser.rows(reader)
+
+
+def focus_parser(header: list[str] | None, options: FocusOptions, resolve: Resolver) -> FocusParser | Rejection:
+    """The parser of a file with this header row, or why no row of it can be imported (line 1)."""
+    if header is None:
+        return Rejection(1, None, "the file is empty (no header row)")
     columns = _Columns(header)
     missing = [c for c in (*REQUIRED, options.cost_column) if c not in columns]
     if missing:
-        yield Rejection(1, missing[0], f"missing required column{'s' if len(missing) > 1 else ''} "
+        return Rejection(1, missing[0], f"missing required column{'s' if len(missing) > 1 else ''} "
                                         f"{', '.join(missing)} (is this a FOCUS 1.x file?)")
-        return
-    parser = _RowParser(columns, options, resolve)
-    width = len(header)
-    for row in reader:
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue  # blank lines: several spec examples separate rows with them
-        line = reader.line_num
-        if len(row) != width:
-            yield Rejection(line, None, f"{len(row)} fields where the header has {width}")
-            continue
-        try:
-            yield parser.parse(row)
-        except _RowError as exc:
-            yield Rejection(line, exc.column, exc.reason)
+    return FocusParser(columns, len(header), options, resolve)
 
 
 class _Columns:
@@ -168,8 +165,34 @@ class _Columns:
         return self.index[name.lower()]
 
 
-class _RowParser:
-    def __init__(self, columns: _Columns, options: FocusOptions, resolve: Resolver) -> None:
+@dataclass(frozen=True)
+class Categories:
+    """What a row's low-cardinality cells make of it: the same for every row sharing those cells, so the
+    column-wise reader works it out once per distinct combination (`focus_columns`)."""
+
+    meter: str
+    provider: str | None  # as named in the file (part of the row's identity), or the default provider
+    provider_id: int | None
+    deployment_id: int | None
+    dimensions: dict[str, str]
+
+
+class CsvReader(Protocol):
+    """What `csv.reader` returns: rows, and the line of the file it has read up to."""
+
+    line_num: int
+
+    def __iter__(self) -> Iterator[list[str]]: ...
+
+
+class FocusParser:
+    """The rows of one FOCUS file, by its header. Holds what the file's rows share — parsed instants, dimension
+    sets, the occurrence numbering of identities — so every piece of the file must go through the same parser,
+    row by row (`rows`) or column-wise (`focus_columns.read_table`)."""
+
+    def __init__(self, columns: _Columns, width: int, options: FocusOptions, resolve: Resolver) -> None:
+        self.columns = columns
+        self.width = width
         self.options = options
         self.resolve = resolve
         self.currency = normalize_currency(options.currency)
@@ -194,42 +217,76 @@ class _RowParser:
         self.occurrences = _Occurrences()
         self._json: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         self.prefix = f"{options.account_id}:"
-        self._identity = _cells_at(self.identity_at)
+        self.identity = _cells_at(self.identity_at)
         dimension_at = {i for _key, idx in self.text_dims for i in idx} | {at for _p, _n, at in self.json_dims}
         if self.billing_period_at is not None:
             dimension_at.add(self.billing_period_at)
-        self._dimension_cells = _cells_at(sorted(dimension_at))
+        self.dimension_at = sorted(dimension_at)
+        self._dimension_cells = _cells_at(self.dimension_at)
         self._dimension_sets: dict[tuple[str, ...], dict[str, str]] = {}
 
+    def rows(self, reader: CsvReader, line_offset: int = 0) -> Iterator[UsageIn | Rejection]:
+        """The records of a CSV reader's rows; a rejection's line is the reader's line plus `line_offset` (the
+        file line before the reader's first)."""
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank lines: several spec examples separate rows with them
+            line = reader.line_num + line_offset
+            if len(row) != self.width:
+                yield Rejection(line, None, f"{len(row)} fields where the header has {self.width}")
+                continue
+            try:
+                yield self.parse(row)
+            except _RowError as exc:
+                yield Rejection(line, exc.column, exc.reason)
+
     def parse(self, row: list[str]) -> UsageIn:
-        cells = ["" if (c := raw.strip()) in _NULLS else c for raw in row]
+        cells = [clean(raw) for raw in row]
+        start, end = self.period(cells)
+        cost = _amount(cells[self.cost_at], self.cost_name)
+        if self.currency_at is not None:
+            self.check_currency(cells[self.currency_at])
+        quantity, unit = _ZERO, ""
+        if self.qty_at is not None and cells[self.qty_at]:
+            quantity = _amount(cells[self.qty_at], "ConsumedQuantity")
+            unit = cells[self.unit_at][:_MAX_UNIT] if self.unit_at is not None else ""
+        what = self.categories(cells)
+        return UsageIn(
+            account_id=self.options.account_id, meter=what.meter, quantity=quantity, unit=unit, cost=cost,
+            currency=self.currency, period_start=start, period_end=end, source=self.options.source,
+            external_id=self.external_id(self.identity_digest(self.identity(cells), what.provider)),
+            deployment_id=what.deployment_id, provider_id=what.provider_id, dimensions=what.dimensions,
+            attributes=self._attributes(cells),
+        )
+
+    def period(self, cells: list[str]) -> tuple[datetime, datetime]:
         known = self.instants.known
         start = known.get(cells[self.start_at]) or self.instants.parse(cells[self.start_at], "ChargePeriodStart")
         end = known.get(cells[self.end_at]) or self.instants.parse(cells[self.end_at], "ChargePeriodEnd")
         if end < start:
             raise _RowError("ChargePeriodEnd", f"{cells[self.end_at]!r} is before ChargePeriodStart "
                                                f"{cells[self.start_at]!r}")
-        cost = _amount(cells[self.cost_at], self.cost_name)
-        if self.currency_at is not None and cells[self.currency_at] != self.currency:
-            self._check_currency(cells[self.currency_at])
-        quantity, unit = _ZERO, ""
-        if self.qty_at is not None and cells[self.qty_at]:
-            quantity = _amount(cells[self.qty_at], "ConsumedQuantity")
-            unit = cells[self.unit_at][:_MAX_UNIT] if self.unit_at is not None else ""
+        return start, end
+
+    def categories(self, cells: list[str]) -> Categories:
+        """Meter, provider, sub-account and dimensions of a row (cleaned cells)."""
         provider = _first(cells, self.provider_at) or self.options.default_provider
         sub_id = cells[self.sub_id_at] if self.sub_id_at is not None else ""
         sub_name = cells[self.sub_name_at] if self.sub_name_at is not None else ""
         provider_id, deployment_id = self.resolve(provider, sub_id or None, sub_name or None)
-        return UsageIn(
-            account_id=self.options.account_id, meter=(_first(cells, self.meter_at) or "other")[:_MAX_METER],
-            quantity=quantity, unit=unit, cost=cost, currency=self.currency, period_start=start, period_end=end,
-            source=self.options.source, external_id=self._external_id(cells, provider),
-            deployment_id=deployment_id, provider_id=provider_id, dimensions=self._dimensions(cells),
-            attributes=self._attributes(cells),
-        )
+        return Categories((_first(cells, self.meter_at) or "other")[:_MAX_METER], provider, provider_id,
+                          deployment_id, self._dimensions(cells))
 
-    def _check_currency(self, code: str) -> None:
-        if not code or code.upper() == self.currency:
+    def identity_digest(self, identity: tuple[str, ...], provider: str | None) -> bytes:
+        return hashlib.blake2b(identity_text(identity, provider), digest_size=16).digest()
+
+    def external_id(self, digest: bytes, occurrence: int | None = None) -> str:
+        """The stored id of a row by its identity digest; a repeat of an identity in the file gets `:2`, `:3`…"""
+        n = self.occurrences.number(digest) if occurrence is None else occurrence
+        return f"{self.prefix}{digest.hex()}" + (f":{n}" if n > 1 else "")
+
+    def check_currency(self, code: str) -> None:
+        if code == self.currency or not code or code.upper() == self.currency:
             return
         try:
             normalize_currency(code)
@@ -281,11 +338,15 @@ class _RowParser:
             found = self._json[key] = _flatten(text, prefix, column)
         return found
 
-    def _external_id(self, cells: list[str], provider: str | None) -> str:
-        identity = "\x1f".join(self._identity(cells))
-        digest = hashlib.blake2b(f"{identity}\x1f{provider or ''}".encode(), digest_size=16).digest()
-        n = self.occurrences.number(digest)
-        return f"{self.prefix}{digest.hex()}" + (f":{n}" if n > 1 else "")
+
+def clean(raw: str) -> str:
+    """A cell as the parser reads it: without surrounding blanks, and empty for the spellings of null."""
+    return "" if (c := raw.strip()) in _NULLS else c
+
+
+def identity_text(identity: tuple[str, ...], provider: str | None) -> bytes:
+    """What a row's identity digest is taken of: its identity cells and its provider, separated by US."""
+    return f"{SEPARATOR.join(identity)}{SEPARATOR}{provider or ''}".encode()
 
 
 def _cells_at(positions: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
@@ -392,16 +453,20 @@ def _slashed(raw: str) -> datetime:
     return datetime(year, month, day, hour, minute, second)
 
 
+_ENTRY_BITS = 24  # entries of a chunk's probes, numbered in the low bits of the (probe, entry) sort keys
+
+
 class _Occurrences:
     """Numbers the repeats of an identity 2, 3… in file order, in bounded memory.
 
     A Bloom filter (16 MiB, 4 probes) remembers identities seen; only those it reports as maybe seen
     are counted exactly. A false positive merely numbers that row `:2` instead of leaving it bare —
-    still unique and, for the same sequence of identities, the same on every import.
+    still unique and, for the same sequence of identities, the same on every import, whether the rows were
+    numbered one by one (`number`) or a chunk at a time (`numbers`, what the column-wise reader does).
     """
 
     BITS = 1 << 27
-    MASK = BITS - 1
+    SHIFT = 27  # probes are consecutive 27-bit slices of the 128-bit digest
 
     def __init__(self) -> None:
         self._bits = bytearray(self.BITS >> 3)
@@ -409,15 +474,56 @@ class _Occurrences:
 
     def number(self, digest: bytes) -> int:
         h = int.from_bytes(digest, "little")
-        bits, mask = self._bits, self.MASK
-        p0, p1, p2, p3 = h & mask, (h >> 27) & mask, (h >> 54) & mask, (h >> 81) & mask
+        bits, mask, shift = self._bits, self.BITS - 1, self.SHIFT
+        p0, p1, p2, p3 = h & mask, (h >> shift) & mask, (h >> 2 * shift) & mask, (h >> 3 * shift) & mask
         b0, b1, b2, b3 = 1 << (p0 & 7), 1 << (p1 & 7), 1 << (p2 & 7), 1 << (p3 & 7)
         if bits[p0 >> 3] & b0 and bits[p1 >> 3] & b1 and bits[p2 >> 3] & b2 and bits[p3 >> 3] & b3:
-            n = self._repeats.get(digest, 1) + 1
-            self._repeats[digest] = n
-            return n
+            return self._repeat(digest)
         bits[p0 >> 3] |= b0
         bits[p1 >> 3] |= b1
         bits[p2 >> 3] |= b2
         bits[p3 >> 3] |= b3
         return 1
+
+    def numbers(self, digests: list[bytes]) -> list[int]:
+        """`[number(d) for d in digests]`, the filter probed for all of them at once: a row is maybe seen when
+        each of its probe bits was set before the chunk or by an earlier row of the chunk."""
+        count = len(digests)
+        if not count or count >= 1 << (_ENTRY_BITS - 2):
+            return [self.number(d) for d in digests]
+        words = np.frombuffer(b"".join(digests), dtype="<u8").reshape(count, 2)
+        low, high = words[:, 0], words[:, 1]
+        shift = self.SHIFT
+        probes = (np.stack([low, low >> np.uint64(shift),
+                            (low >> np.uint64(2 * shift)) | (high << np.uint64(64 - 2 * shift)),
+                            high >> np.uint64(3 * shift - 64)], axis=1) & np.uint64(self.BITS - 1)).ravel()
+        bits = np.frombuffer(self._bits, dtype=np.uint8)
+        set_before = bits[(probes >> np.uint64(3)).astype(np.intp)] & (np.uint8(1) << (probes & np.uint64(7))
+                                                                        .astype(np.uint8)) != 0
+        # Sorting (probe, entry) pairs puts each probe's entries together, its first entry in the chunk first.
+        entries = np.sort((probes << np.uint64(_ENTRY_BITS)) | np.arange(len(probes), dtype=np.uint64))
+        probe, entry = entries >> np.uint64(_ENTRY_BITS), (entries & np.uint64((1 << _ENTRY_BITS) - 1)).astype(np.intp)
+        starts = np.ones(len(probe), dtype=bool)
+        starts[1:] = probe[1:] != probe[:-1]
+        first_entry = np.empty(len(probe), dtype=np.intp)
+        first_entry[entry] = entry[np.flatnonzero(starts)][np.cumsum(starts) - 1]
+        set_earlier = (first_entry // 4).reshape(count, 4) < np.arange(count)[:, None]
+        maybe_seen = np.all(set_before.reshape(count, 4) | set_earlier, axis=1)
+        self._set(probe[starts])
+        found = [1] * count
+        for i in np.flatnonzero(maybe_seen).tolist():
+            found[i] = self._repeat(digests[i])
+        return found
+
+    def _set(self, probes: np.ndarray[Any, Any]) -> None:
+        """Set the bits of distinct, sorted probes (bits sharing a byte are OR-ed together first)."""
+        bits = np.frombuffer(self._bits, dtype=np.uint8)
+        byte = (probes >> np.uint64(3)).astype(np.intp)
+        starts = np.flatnonzero(np.concatenate(([True], byte[1:] != byte[:-1])))
+        masks = np.uint8(1) << (probes & np.uint64(7)).astype(np.uint8)
+        bits[byte[starts]] |= np.bitwise_or.reduceat(masks, starts)
+
+    def _repeat(self, digest: bytes) -> int:
+        n = self._repeats.get(digest, 1) + 1
+        self._repeats[digest] = n
+        return n

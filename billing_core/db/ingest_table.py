@@ -1,0 +1,202 @@
+"""Column-wise ingestion of usage tables (`billing_core.usage_table`, what the FOCUS import reads): the rules of
+`billing_core.db.ingest`, without a Python object per row.
+
+Rows whose key is already stored are compared and updated by `ingest.upsert_rows`, as rows. New rows are inserted
+straight from the table's columns (SQLite: one executemany over them; PostgreSQL: COPY of the table as Arrow
+writes it in CSV), and their rollup deltas are summed with numpy per bucket — hourly, daily, and per dimension
+set — then added to `ingest.Deltas` in the order of each bucket's last row, so the rollups read exactly as if
+the rows had been added one by one (a bucket's unit is that of its last row).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+from sqlalchemy.orm import Session
+
+from billing_core.db.ingest import (
+    USAGE_COLUMNS,
+    AccountZones,
+    Deltas,
+    Rows,
+    copy_text,
+    existing_rows,
+    stored_pairs,
+    upsert_rows,
+)
+from billing_core.db.types import driver_value
+from billing_core.results import IngestResult
+from billing_core.usage_table import USAGE_TABLE, codes, distinct_rows
+
+_HOUR = 3_600_000_000  # microseconds
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def write_table(session: Session, source: str, table: pa.Table) -> IngestResult:
+    """Upsert the table's rows (keys unique within it) by (source, external_id) and move the rollups, in the
+    session's transaction."""
+    if not table.num_rows:
+        return IngestResult()
+    table = table.unify_dictionaries().combine_chunks()
+    zones = AccountZones(session)
+    zones.check_references(_references(table))
+    deltas = Deltas(zones)
+    ids = table.column("external_id")
+    existing = existing_rows(session, [(source, i) for i in ids.to_pylist()])
+    result = IngestResult()
+    if existing:
+        stored = pc.is_in(ids, pa.array([external_id for _source, external_id in existing], pa.string()))
+        result = upsert_rows(session, table_rows(source, table.filter(stored)), existing, deltas)
+        table = table.filter(pc.invert(stored))
+    if table.num_rows:
+        # In key order: the unique index takes the rows page by page instead of at random (ids are digests).
+        _insert(session, source, table.sort_by("external_id"))
+        _count(deltas, zones, table)
+        result += IngestResult(inserted=table.num_rows)
+    deltas.apply(session)
+    return result
+
+
+def rows_table(rows: Rows) -> pa.Table:
+    """`ingest.stored_rows` of one source as a usage table (how rows read by the row parser join the others)."""
+    texts: dict[Any, str] = {}
+    columns: list[Sequence[Any]] = list(zip(*((key[1], *row) for key, row in rows.items()), strict=True))
+    if not columns:
+        columns = [() for _name in USAGE_TABLE.names]
+    (external_id, account, deployment, provider, meter, unit, quantity, cost, currency, start, end, dimensions,
+     attributes) = columns
+    return pa.Table.from_pydict({
+        "external_id": external_id, "account_id": account, "deployment_id": deployment, "provider_id": provider,
+        "meter": meter, "unit": unit, "quantity": quantity, "cost": cost, "currency": currency,
+        "period_start": start, "period_end": end,
+        "dimensions": [texts.get(p) or texts.setdefault(p, json.dumps(dict(p))) for p in dimensions],
+        "attributes": [json.dumps(a) for a in attributes],
+    }, schema=USAGE_TABLE)
+
+
+def table_rows(source: str, table: pa.Table) -> Rows:
+    """A usage table's rows as `ingest` compares them (stored pairs of dimensions, attributes as a mapping)."""
+    columns = [table.column(name).to_pylist() for name in USAGE_TABLE.names]
+    rows: Rows = {}
+    for (external_id, account, deployment, provider, meter, unit, quantity, cost, currency, start, end, dimensions,
+         attributes) in zip(*columns, strict=True):
+        rows[(source, external_id)] = (account, deployment, provider, meter, unit, quantity, cost, currency,
+                                       start.astimezone(UTC), end.astimezone(UTC), stored_pairs(dimensions),
+                                       json.loads(attributes))
+    return rows
+
+
+def _references(table: pa.Table) -> list[tuple[str, int, int | None, int | None]]:
+    """One row of each distinct (account, deployment, provider): what `AccountZones.check_references` checks."""
+    names = ("account_id", "deployment_id", "provider_id")
+    first, _ = distinct_rows([codes(table.column(n)) for n in names], table.num_rows)
+    picked = table.take(pa.array(first))
+    return list(zip(picked.column("external_id").to_pylist(), *(picked.column(n).to_pylist() for n in names),
+                    strict=True))
+
+
+def _insert(session: Session, source: str, table: pa.Table) -> None:
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        columns = [[source] * table.num_rows, *(_driver_values(table.column(name)) for name in USAGE_TABLE.names)]
+        marks = ", ".join("?" * len(USAGE_COLUMNS))
+        connection.exec_driver_sql(f"INSERT INTO usage_records ({', '.join(USAGE_COLUMNS)}) VALUES ({marks})",
+                                   list(zip(*columns, strict=True)))
+        return
+    # COPY the table as Arrow writes it in CSV: strings quoted (an empty one stays empty), nulls bare (NULL).
+    plain = pa.table([pa.array([source] * table.num_rows, pa.string()),
+                      *(_plain(table.column(name)) for name in USAGE_TABLE.names)], names=list(USAGE_COLUMNS))
+    buffer = io.BytesIO()
+    pa_csv.write_csv(plain, buffer, pa_csv.WriteOptions(include_header=False))
+    copy_text(session, "usage_records", USAGE_COLUMNS, buffer.getvalue())
+
+
+def _driver_values(column: pa.ChunkedArray) -> list[Any]:
+    """A column as SQLite's driver takes it: text shared per dictionary value, instants as stored text."""
+    array = column.combine_chunks()
+    if pa.types.is_timestamp(array.type):
+        array = pc.dictionary_encode(array)
+        return _shared([driver_value(moment, True) for moment in array.dictionary.to_pylist()], array.indices)
+    if pa.types.is_dictionary(array.type):
+        return _shared(array.dictionary.to_pylist(), array.indices)
+    values: list[Any] = array.to_pylist()
+    return values
+
+
+def _shared(values: list[Any], indices: pa.Array) -> list[Any]:
+    """Each index's value, as one list (the values' objects shared, not one per row)."""
+    taken: list[Any] = np.array(values, dtype=object)[indices.to_numpy(zero_copy_only=False)].tolist()
+    return taken
+
+
+def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    return column.cast(pa.string()) if pa.types.is_dictionary(column.type) else column
+
+
+def _count(deltas: Deltas, zones: AccountZones, table: pa.Table) -> None:
+    """Add the new rows to the hourly, daily and dimension-set buckets, a bucket at a time."""
+    rows = table.num_rows
+    start = table.column("period_start").combine_chunks().cast(pa.int64()).to_numpy()
+    account, deployment, provider = (table.column(n).fill_null(0).to_numpy() for n in
+                                     ("account_id", "deployment_id", "provider_id"))
+    meter, unit, dimensions = (table.column(n).combine_chunks() for n in ("meter", "unit", "dimensions"))
+    meter_names, unit_names = meter.dictionary.to_pylist(), unit.dictionary.to_pylist()
+    meter_at, unit_at = codes(meter), codes(unit)
+    quantity, cost = table.column("quantity").to_numpy(), table.column("cost").to_numpy()
+    hours = start // _HOUR
+    day_at, days = _local_days(zones, account, start)
+    ids = [codes(table.column(n)) for n in ("account_id", "deployment_id", "provider_id")]
+    for at, q, c, n in _groups([*ids, hours - hours.min(), meter_at], rows, quantity, cost):
+        deltas.hour((int(account[at]), _EPOCH + timedelta(hours=int(hours[at])), int(deployment[at]),
+                     int(provider[at]), meter_names[meter_at[at]]), unit_names[unit_at[at]], q, c, n)
+    for at, q, c, n in _groups([*ids, day_at, meter_at], rows, quantity, cost):
+        deltas.day((int(account[at]), days[day_at[at]], int(deployment[at]), int(provider[at]),
+                    meter_names[meter_at[at]]), unit_names[unit_at[at]], q, c, n)
+    dimension_at = codes(dimensions)
+    texts = dimensions.dictionary.to_pylist()
+    for at, q, c, n in _groups([ids[0], day_at, meter_at, unit_at, dimension_at], rows, quantity, cost):
+        pairs = stored_pairs(texts[dimension_at[at]])
+        if pairs:
+            deltas.dimension_set((int(account[at]), days[day_at[at]], meter_names[meter_at[at]],
+                                  unit_names[unit_at[at]], pairs), q, c, n)
+
+
+def _groups(keys: list[np.ndarray[Any, Any]], rows: int, quantity: np.ndarray[Any, Any],
+            cost: np.ndarray[Any, Any]) -> list[tuple[int, int, int, int]]:
+    """(last row, quantity, cost, rows) of each bucket of rows with equal keys, in the order of their last row.
+
+    The last row stands for the bucket: its unit is the bucket's (a bucket's unit is that of its last row)."""
+    _, bucket = distinct_rows(keys, rows)
+    order = np.argsort(bucket, kind="stable")
+    sorted_bucket = bucket[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_bucket[1:] != sorted_bucket[:-1])))
+    ends = np.append(starts[1:], rows)
+    last = order[ends - 1]
+    sums_q = np.add.reduceat(quantity[order], starts)
+    sums_c = np.add.reduceat(cost[order], starts)
+    counts = ends - starts
+    by_last = np.argsort(last)
+    return list(zip(last[by_last].tolist(), sums_q[by_last].tolist(), sums_c[by_last].tolist(),
+                    counts[by_last].tolist(), strict=True))
+
+
+def _local_days(zones: AccountZones, account: np.ndarray[Any, Any],
+                start: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], list[date]]:
+    """Each row's account-local day of its start, as an index into the list of days (a table has few instants)."""
+    first, inverse = distinct_rows([account - account.min(), start - start.min()], len(start))
+    days: list[date] = []
+    for at in first.tolist():
+        zone: ZoneInfo = zones[int(account[at])]
+        days.append((_EPOCH + timedelta(microseconds=int(start[at]))).astimezone(zone).date())
+    distinct = sorted(set(days))
+    number = {day: i for i, day in enumerate(distinct)}
+    return np.array([number[d] for d in days], dtype=np.int64)[inverse], distinct

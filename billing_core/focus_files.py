@@ -1,0 +1,271 @@
+"""FOCUS files → batches of usage tables (`billing_core.usage_table`), read as they stream by (no database).
+
+A file is plain or gzip-compressed CSV (recognised by its content, not its name). After its header, it is cut into
+chunks of whole records (`CHUNK_BYTES` or so). A chunk is read column-wise (`focus_columns`), or, if anything in
+it needs the row parser (a malformed row, a line that is not UTF-8, an amount written `$1,000.00`…), row by row
+(`focus.FocusParser.rows`, then `ingest.stored_rows`): either way into the same usage table, through the one
+parser of the file, so ids and numbering do not depend on how a chunk was read. Rejections name the file line.
+
+The chunks' rows are then joined and cut into batches of exactly `batch_rows` rows (the import writes one batch
+per transaction). Memory holds a chunk and a batch or two, whatever the size of the file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gc
+import io
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import IO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from billing_core.db.ingest import stored_rows
+from billing_core.db.ingest_table import rows_table
+from billing_core.records import UsageIn
+from billing_core.sources.focus import FocusOptions, FocusParser, Rejection, Resolver, focus_parser
+from billing_core.sources.focus_columns import ColumnReader
+
+CHUNK_BYTES = 8 << 20  # Arrow's reader splits a chunk across threads in blocks of 1 MiB
+GZIP_MAGIC = b"\x1f\x8b"
+GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib reads the gzip header and trailer itself
+
+
+def focus_batches(raw: IO[bytes], options: FocusOptions, resolve: Resolver, *, batch_rows: int,
+                  chunk_bytes: int = CHUNK_BYTES) -> Iterator[Batch | Piece]:
+    """The file's rows in batches of `batch_rows` (the last one shorter), each preceded by the pieces it was made
+    of, for their counts: rows read, rejections, cost. `raw` is the file opened in binary."""
+    counted = CountingReader(raw)
+    pieces = _pieces(_uncompressed(io.BufferedReader(counted, 1 << 20)), options, resolve, chunk_bytes)
+    pending: list[pa.Table] = []
+    held = 0
+    for piece in pieces:
+        piece.read_bytes = counted.read_bytes
+        yield piece
+        if piece.table is not None and piece.table.num_rows:
+            pending.append(piece.table)
+            held += piece.table.num_rows
+        while held >= batch_rows:
+            table = pa.concat_tables(pending)
+            yield _batch(table.slice(0, batch_rows))
+            pending, held = [table.slice(batch_rows)], held - batch_rows
+            gc.collect(1)  # a batch makes no cycles; the young generations are swept after each
+    if held:
+        yield _batch(pa.concat_tables(pending))
+
+
+@dataclass
+class Piece:
+    """A chunk of the file, read: its rows as a usage table, and what the report counts of them."""
+
+    table: pa.Table | None = None
+    rows: int = 0  # rows read (a row given twice is one stored row but two read)
+    rejections: list[Rejection] = field(default_factory=list)
+    cost: Decimal = Decimal(0)
+    read_bytes: int = 0  # of the file (compressed, if it is), by the end of this piece
+
+
+@dataclass
+class Batch:
+    """Rows written in one transaction, with the earliest and latest charge period start among them."""
+
+    table: pa.Table
+    first_start: datetime
+    last_start: datetime
+
+
+def _batch(table: pa.Table) -> Batch:
+    first, last = pc.min_max(table.column("period_start")).values()
+    return Batch(table, first.as_py().astimezone(UTC), last.as_py().astimezone(UTC))
+
+
+def _pieces(data: io.BufferedReader, options: FocusOptions, resolve: Resolver, chunk_bytes: int) -> Iterator[Piece]:
+    """The file read a chunk at a time: column-wise where the chunk allows, else row by row (`focus_columns`)."""
+    header = _header(data)
+    parser = header if isinstance(header, Rejection) else focus_parser(header, options, resolve)
+    if isinstance(parser, Rejection):
+        yield Piece(rejections=[parser])
+        return
+    columns = ColumnReader(parser)
+    for chunk in _chunks(data, chunk_bytes):
+        if isinstance(chunk, Rejection):
+            yield Piece(rejections=[chunk])
+            continue
+        read = columns.read(chunk.data)
+        if read is not None:
+            table, cost = read
+            yield Piece(table, table.num_rows, [], cost)
+            continue
+        records, rejections = _rows(parser, chunk)
+        yield Piece(rows_table(stored_rows(records)), len(records), rejections, sum((r.cost for r in records),
+                                                                                    Decimal(0)))
+
+
+def _header(data: io.BufferedReader) -> list[str] | Rejection:
+    line = data.readline()
+    if line.startswith(codecs.BOM_UTF8):
+        line = line[len(codecs.BOM_UTF8):]
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection(1, None, f"the header is not UTF-8 text (byte {exc.start + 1}: {exc.reason})")
+    return next(csv.reader([text]), None) or Rejection(1, None, "the file is empty (no header row)")
+
+
+def _rows(parser: FocusParser, chunk: _Chunk) -> tuple[list[UsageIn], list[Rejection]]:
+    """A chunk read row by row: its records, and its rejections by line and column."""
+    records: list[UsageIn] = []
+    rejections: list[Rejection] = []
+    lines = _decoded(io.BytesIO(chunk.data), chunk.first_line, rejections.append)
+    for item in parser.rows(csv.reader(lines), line_offset=chunk.first_line - 1):
+        if isinstance(item, Rejection):
+            rejections.append(item)
+        else:
+            records.append(item)
+    rejections.sort(key=lambda r: r.line)
+    return records, rejections
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    data: bytes  # whole records
+    first_line: int  # the file line it starts on
+
+
+def _chunks(data: io.BufferedReader, size: int) -> Iterator[_Chunk | Rejection]:
+    """The file after its header in chunks of whole records, about `size` bytes each (a record ends at a line
+    break outside quotes). Compressed data that is damaged or cut short ends the file at the last whole record
+    before the damage, with a rejection saying so."""
+    pending = b""
+    line = 2
+    while True:
+        try:
+            block = data.read1(size)
+        except (EOFError, zlib.error) as exc:
+            cut = _records_end(pending)
+            if cut:
+                yield _Chunk(pending[:cut], line)
+                line += pending.count(b"\n", 0, cut)
+            yield Rejection(line, None, f"the compressed file is damaged or cut short ({exc}); "
+                                        f"nothing after line {line - 1} could be read")
+            return
+        if not block:
+            break
+        pending += block
+        if len(pending) < size:
+            continue
+        cut = _records_end(pending)
+        if cut:
+            yield _Chunk(pending[:cut], line)
+            line += pending.count(b"\n", 0, cut)
+            pending = pending[cut:]
+    if pending:
+        yield _Chunk(pending, line)
+
+
+def _records_end(data: bytes) -> int:
+    """Where the last whole record of `data` ends: after the last line break with an even number of quotes
+    before it (a break inside quotes is part of a value); 0 when there is none."""
+    at = data.rfind(b"\n")
+    while at >= 0:
+        if data.count(b'"', 0, at) % 2 == 0:
+            return at + 1
+        at = data.rfind(b"\n", 0, at)
+    return 0
+
+
+def _uncompressed(data: io.BufferedReader) -> io.BufferedReader:
+    """The file itself, or its content when it is gzip-compressed (how AWS Data Exports and Azure deliver FOCUS
+    files: `.csv.gz`), recognised by its magic bytes rather than its name; decompressed as it is read."""
+    return io.BufferedReader(_Gunzipped(data), 1 << 20) if data.peek(2)[:2] == GZIP_MAGIC else data
+
+
+def _decoded(data: Iterable[bytes], first_line: int, reject: Callable[[Rejection], object]) -> Iterator[str]:
+    """Lines as text. A line that is not UTF-8 is rejected (by its number) and read as a blank line, so the CSV
+    reader's line numbers stay those of the file."""
+    for number, line in enumerate(data, start=first_line):
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            reject(Rejection(number, None, f"not UTF-8 text (byte {exc.start + 1}: {exc.reason})"))
+            yield "\n"
+
+
+class CountingReader(io.RawIOBase):
+    """A binary stream that counts the bytes read through it (for progress without `tell()`)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._raw.read(len(buffer))
+        buffer[:len(data)] = data
+        self.read_bytes += len(data)
+        return len(data)
+
+
+class _Gunzipped(io.RawIOBase):
+    """The content of gzip data as it is read (concatenated members, and zero padding after the last one, as
+    gzip reads them). Damaged or cut-short data raises only after everything before the damage was handed out,
+    and a line cut by it is never handed out whole: a truncated export keeps every complete row it still has,
+    and never a half row."""
+
+    _READ = 1 << 16
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._inflate = zlib.decompressobj(wbits=GZIP_WBITS)
+        self._pending = b""
+        self._damage: Exception | None = None  # raised once what came before it is handed out
+        self._between = False  # a member ended: another member, or zero padding to the end, may follow
+        self._padding = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            if self._damage is not None:
+                raise self._damage
+            compressed = self._raw.read(self._READ)
+            if not compressed:
+                if not (self._between or self._padding):
+                    raise EOFError("the data ends before its gzip end marker")
+                return 0
+            self._pending = self._inflated(compressed)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _inflated(self, compressed: bytes) -> bytes:
+        out = bytearray()
+        try:
+            while compressed:
+                if self._between and compressed[0] == 0:
+                    self._padding = True
+                if self._padding:
+                    if compressed.strip(b"\0"):
+                        raise zlib.error("bytes after the last gzip member are neither a member nor zero padding")
+                    break
+                if self._between:
+                    self._inflate, self._between = zlib.decompressobj(wbits=GZIP_WBITS), False
+                out += self._inflate.decompress(compressed)
+                compressed = b""
+                if self._inflate.eof:
+                    self._between, compressed = True, self._inflate.unused_data
+        except zlib.error as exc:
+            self._damage = exc  # what was inflated before it still counts
+        return bytes(out)
+
+

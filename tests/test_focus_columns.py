@@ -1,0 +1,126 @@
+"""The column-wise FOCUS reader gives exactly what the row parser gives, and numbers repeats the same way."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from billing_core.db.ingest import stored_rows
+from billing_core.db.ingest_table import rows_table, table_rows
+from billing_core.focus_files import Batch, focus_batches
+from billing_core.sources.focus import FocusOptions, FocusParser, Rejection, _Occurrences, focus_parser, read_focus
+from billing_core.sources.focus_columns import ColumnReader
+
+SAMPLES = sorted((Path(__file__).parent / "data" / "focus").glob("*.csv"))
+
+
+def _resolve(provider: str | None, sub_id: str | None, sub_name: str | None) -> tuple[int | None, int | None]:
+    return (len(provider) if provider else None), (len(sub_id or sub_name or "") or None)
+
+
+def _by_rows(path: Path) -> dict[tuple[str, str], tuple[object, ...]]:
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        records = [r for r in read_focus(f, FocusOptions(account_id=3, currency="USD"), _resolve)
+                   if not isinstance(r, Rejection)]
+    return table_rows("focus", rows_table(stored_rows(records)))
+
+
+def _by_chunks(path: Path, chunk_bytes: int) -> dict[tuple[str, str], tuple[object, ...]]:
+    rows = {}
+    with path.open("rb") as raw:
+        for item in focus_batches(raw, FocusOptions(account_id=3, currency="USD"), _resolve, batch_rows=7,
+                                  chunk_bytes=chunk_bytes):
+            if isinstance(item, Batch):
+                rows.update(table_rows("focus", item.table))
+    return rows
+
+
+def _generated(tmp_path: Path, rows: int) -> Path:
+    """A file with repeated identities, nulls, quoted commas and newlines, tags, and odd amounts."""
+    header = ["BilledCost", "EffectiveCost", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "ServiceName",
+              "ConsumedQuantity", "ConsumedUnit", "SubAccountId", "ProviderName", "ResourceId", "Tags",
+              "ChargeDescription", "BillingCurrency"]
+    rnd = random.Random(7)
+    path = tmp_path / "generated.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        row: list[str] = []
+        for i in range(rows):
+            hour = i % 5
+            if i % 10 == 9:  # the same charge twice: kept twice, the second numbered :2
+                writer.writerow(row)
+                continue
+            row = [
+                rnd.choice(["0.0000004", "12.5", "1E+2", "-3.2500005", "0"]), rnd.choice(["", "null", "1.0000001"]),
+                f"2025-03-0{1 + hour % 3}T0{hour}:00:00Z", f"2025-03-0{1 + hour % 3}T0{hour + 1}:00:00Z",
+                rnd.choice(["Usage", "Tax", "Credit"]), rnd.choice(["Compute", "Stóráge", ""]),
+                rnd.choice(["", "NULL", "3.5", "0.0000015"]), rnd.choice(["Hours", "GB"]),
+                rnd.choice(["111", "222", ""]), rnd.choice(["AWS", "Azure", ""]), f"r-{i % 13}",
+                rnd.choice(["", json.dumps({"team": "a", "env": "prod"}), json.dumps({"n": 1, "x": None})]),
+                rnd.choice(["plain", "with, comma", "two\nlines", 'quote " inside']), "USD"]
+            writer.writerow(row)
+    return path
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
+def test_every_spec_sample_reads_the_same_by_chunks_as_by_rows(sample: Path) -> None:
+    assert _by_chunks(sample, 1 << 20) == _by_rows(sample)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1 << 20, 300, 1])
+def test_chunks_of_any_size_read_a_generated_file_like_the_row_parser(tmp_path: Path, chunk_bytes: int) -> None:
+    path = _generated(tmp_path, 400)
+    expected = _by_rows(path)
+    assert len(expected) == 400 and any(key[1].endswith(":2") for key in expected)  # repeats are numbered
+    assert _by_chunks(path, chunk_bytes) == expected
+
+
+def test_a_bad_row_in_a_chunk_is_rejected_by_line_and_the_rest_is_read(tmp_path: Path) -> None:
+    path = _generated(tmp_path, 50)
+    lines = path.read_bytes().split(b"\n")
+    text = path.read_text().replace("2025-03-02T01:00:00Z,2025-03-02T02:00:00Z", "2025-03-02T01:00:00Z,yesterday", 1)
+    path.write_text(text)
+    bad_line = next(i for i, line in enumerate(text.split("\n"), start=1) if "yesterday" in line)
+    rejections: list[Rejection] = []
+    rows = 0
+    with path.open("rb") as raw:
+        for item in focus_batches(raw, FocusOptions(account_id=3, currency="USD"), _resolve, batch_rows=100):
+            if isinstance(item, Batch):
+                rows += item.table.num_rows
+            else:
+                rejections += item.rejections
+    assert [(r.line, r.column) for r in rejections] == [(bad_line, "ChargePeriodEnd")]
+    assert rows == 49 and len(lines) > 50
+
+
+def test_numbering_a_chunk_at_once_equals_numbering_one_by_one() -> None:
+    class Crowded(_Occurrences):
+        BITS = 1 << 10  # a filter this small makes false positives, which must fall the same way
+
+    for kind in (_Occurrences, Crowded):
+        rnd = random.Random(11)
+        pool = [os.urandom(16) for _ in range(2_000)]
+        digests = [rnd.choice(pool) for _ in range(12_000)]
+        one_by_one = kind()
+        expected = [one_by_one.number(d) for d in digests]
+        at_once, found, i = kind(), [], 0
+        while i < len(digests):
+            size = rnd.randint(1, 2_500)
+            found += at_once.numbers(digests[i:i + size])
+            i += size
+        assert found == expected and max(expected) > 5
+
+
+def test_a_clean_file_is_read_column_wise_not_handed_to_the_row_parser(tmp_path: Path) -> None:
+    header, _, body = _generated(tmp_path, 400).read_bytes().partition(b"\n")
+    parser = focus_parser(next(csv.reader([header.decode()])), FocusOptions(account_id=3, currency="USD"), _resolve)
+    assert isinstance(parser, FocusParser)
+    read = ColumnReader(parser).read(body)
+    assert read is not None and read[0].num_rows == 400
+    assert ColumnReader(parser).read(body.replace(b"12.5,", b"$12.50,", 1)) is None  # the row parser's to read
