@@ -1,10 +1,13 @@
-"""File imports into the ledger: FOCUS cost-and-usage CSV (plain or gzip) and Stripe JSON (`billing-bot import …`).
+"""Imports into the ledger: FOCUS cost-and-usage CSV (plain or gzip), Stripe JSON files and Stripe's API
+(`billing-bot import …`).
 
 The parsers in `billing_core.sources` are pure; this module opens the files, resolves providers and
 deployments, and writes through `billing_core.db.ingest` only. FOCUS rows are committed in batches of
 `batch_rows`, each batch in one transaction: a batch is written whole or not at all, rows already
 committed stay (re-running the import is idempotent), and rejected rows never reach a batch. Stripe
-objects are upserted one savepoint each, so a rejected object leaves the others in place.
+objects, from files or fetched from the API (`sources.stripe_api`, every page before any write), take one
+write path: one transaction, invoices before payments, one savepoint per object (a rejected object leaves
+the others in place), and an audit entry per file or API fetch.
 
 A FOCUS file is read into batches of usage tables by `billing_core.focus_files` (column-wise, a chunk at a
 time) and each batch is written by `ingest_table.write_table` on a writer thread while the next is read
@@ -14,9 +17,9 @@ are resolved to ids as the reader meets them (`_Resolver`, cached). pyarrow is l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -40,8 +43,9 @@ from billing_core.db.models import Deployment, Invoice, Payment, Provider
 from billing_core.errors import BillingError
 from billing_core.records import InvoiceIn, PaymentIn
 from billing_core.results import AccountInfo, IngestResult, InvoiceStatus
-from billing_core.sources import stripe
+from billing_core.sources import stripe, stripe_api
 from billing_core.sources.focus import FocusOptions, Rejection
+from billing_core.sources.provider_api import RetryPolicy
 
 BATCH_ROWS = 20_000
 MAX_LISTED = 1_000  # rejections kept in detail per file; the count is always exact
@@ -206,7 +210,7 @@ def _account(db: Database, ref: str | int) -> AccountInfo:
 
 @dataclass
 class StripeReport:
-    path: str
+    path: str  # the file, or the API and customer the objects were fetched from
     invoices: IngestResult = field(default_factory=IngestResult)
     payments: IngestResult = field(default_factory=IngestResult)
     skipped: int = 0  # objects of other kinds (customers, products…) and events about them
@@ -225,15 +229,42 @@ def import_stripe(db: Database, account_ref: str | int, paths: Sequence[Path], *
     tz = ZoneInfo(account.timezone)
     parsed = [(StripeReport(str(p)), stripe.parse_file(p.read_bytes(), account_id=account.id,
                                                        currency=account.currency, tz=tz)) for p in paths]
+    return _write_stripe(db, account.id, parsed, [{"file": p.name} for p in paths], now=now, actor=actor)
+
+
+def import_stripe_api(db: Database, account_ref: str | int, *, url: str, key: str, customer: str,
+                      since: date | None = None, now: datetime, actor: str = "cli:import",
+                      policy: RetryPolicy | None = None) -> StripeReport:
+    """Import one Stripe customer's invoices, charges and payment intents from a Stripe-compatible API.
+
+    `since` (an account-local day) asks only for objects created from its midnight on. Everything is
+    fetched before anything is written: a failed fetch raises `ProviderError` and the ledger is untouched.
+    """
+    account = _account(db, account_ref)
+    tz = ZoneInfo(account.timezone)
+    created_since = datetime.combine(since, time.min, tz) if since else None
+    objects = stripe_api.fetch_customer(url, key, customer, created_since=created_since, policy=policy)
+    batch = stripe.parse_document(objects, account_id=account.id, currency=account.currency, tz=tz)
+    base = stripe_api.api_base(url)
+    origin = {"api": base, "customer": customer, "since": since.isoformat() if since else None}
+    [report] = _write_stripe(db, account.id, [(StripeReport(f"{base} customer {customer}"), batch)], [origin],
+                             now=now, actor=actor)
+    return report
+
+
+def _write_stripe(db: Database, account_id: int, parsed: list[tuple[StripeReport, stripe.StripeBatch]],
+                  origins: Sequence[Mapping[str, str | None]], *, now: datetime,
+                  actor: str) -> list[StripeReport]:
+    """The one write path of Stripe objects: one transaction, and an audit entry per file or fetch."""
     for report, batch in parsed:
         report.skipped = batch.skipped
         report.rejections.extend(batch.rejections)
     with db.unit_of_work() as session:
         _upsert_stripe(session, parsed, now)
-        for report, _batch in parsed:
-            record(session, actor=actor, action="import.stripe", entity="account", entity_id=str(account.id), at=now,
-                   after={"file": Path(report.path).name, "invoices": vars(report.invoices),
-                          "payments": vars(report.payments), "rejected": len(report.rejections)})
+        for (report, _batch), origin in zip(parsed, origins, strict=True):
+            record(session, actor=actor, action="import.stripe", entity="account", entity_id=str(account_id), at=now,
+                   after={**origin, "invoices": vars(report.invoices), "payments": vars(report.payments),
+                          "rejected": len(report.rejections)})
     return [report for report, _ in parsed]
 
 

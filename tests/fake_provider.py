@@ -5,7 +5,7 @@ from in-memory lists over `http.server.ThreadingHTTPServer` on 127.0.0.1:0, with
 cursor pagination of the contract, and misbehaves on request: a delay before every answer, 500s for the
 first N requests (or all), 429 with Retry-After, a required bearer token. Every request is logged
 (path and query) so tests can check what an incremental sync asked for. Used by the tests and by
-`bench/sync.py`.
+`bench/sync.py`. `FakeStripe` is the same server and misbehaviour speaking Stripe's list endpoints instead.
 """
 
 from __future__ import annotations
@@ -108,9 +108,13 @@ class FakeProvider:
         elif n <= b.fail_first + b.rate_limit_first:
             _send(http, 429, {"error": "slow down"}, {"Retry-After": b.retry_after})
         elif b.token and http.headers.get("Authorization") != f"Bearer {b.token}":
-            _send(http, 401, {"error": "bad token"})
+            _send(http, 401, self._refusal())
         else:
             _send(http, *self._route(parts.path, query))
+
+    def _refusal(self) -> Any:
+        """The body of a 401 for a wrong token."""
+        return {"error": "bad token"}
 
     def _met(self, rendezvous: threading.Barrier, *, first: bool) -> bool:
         if first:
@@ -145,6 +149,50 @@ class FakeProvider:
         size = self.behaviour.page_size
         more = offset + size < len(items)
         return {"data": items[offset:offset + size], "next_cursor": str(offset + size) if more else None}
+
+
+@dataclass
+class FakeStripe(FakeProvider):
+    """Stripe's list endpoints `/v1/invoices|charges|payment_intents` with the same server and misbehaviour:
+    `customer` and `created[gte]` filters, newest first, pages of `limit` (at most `behaviour.page_size`)
+    after `starting_after` with `has_more`, and Stripe's error bodies `{"error": {"message", "type"}}`."""
+
+    lists: dict[str, list[Json]] = field(default_factory=dict)  # "invoices" → Stripe objects
+    ignore_customer: bool = False  # a broken "compatible" API that answers every customer's objects
+    broken: set[str] = field(default_factory=set)  # list names that always answer 500
+
+    def _refusal(self) -> Any:
+        return stripe_error("Invalid API Key provided: sk_test_****", "invalid_request_error")
+
+    def _route(self, path: str, q: dict[str, str]) -> tuple[int, Any]:
+        name = path.removeprefix("/v1/")
+        if name in self.broken:
+            return 500, stripe_error("An unknown error occurred.", "api_error")
+        if name == path or name not in self.lists:
+            return 404, stripe_error(f"Unrecognized request URL (GET: {path}).", "invalid_request_error")
+        customer = q.get("customer")
+        if not any(o.get("customer") == customer for objects in self.lists.values() for o in objects):
+            return 400, stripe_error(f"No such customer: '{customer}'", "invalid_request_error")
+        since = int(q.get("created[gte]", "0"))
+        items = sorted((o for o in self.lists[name] if o["created"] >= since
+                        and (self.ignore_customer or o.get("customer") == customer)),
+                       key=lambda o: o["created"], reverse=True)
+        return self._stripe_page(path, items, q)
+
+    def _stripe_page(self, path: str, items: list[Json], q: dict[str, str]) -> tuple[int, Any]:
+        start = 0
+        if "starting_after" in q:
+            ids = [o["id"] for o in items]
+            if q["starting_after"] not in ids:
+                return 400, stripe_error(f"No such object: '{q['starting_after']}'", "invalid_request_error")
+            start = ids.index(q["starting_after"]) + 1
+        size = min(int(q.get("limit", "10")), self.behaviour.page_size)
+        return 200, {"object": "list", "url": path, "data": items[start:start + size],
+                     "has_more": start + size < len(items)}
+
+
+def stripe_error(message: str, kind: str) -> Json:
+    return {"error": {"message": message, "type": kind}}
 
 
 def _send(http: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None) -> None:

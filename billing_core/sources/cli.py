@@ -1,27 +1,38 @@
-"""`billing-bot import focus|stripe FILE… --account NAME`: file imports from the command line.
+"""`billing-bot import focus|stripe FILE… --account NAME`: file imports from the command line, and
+`billing-bot import stripe --api-url URL --customer cus_… --account NAME [--since YYYY-MM-DD]`: one Stripe
+customer's objects from a Stripe-compatible API, the secret key from $STRIPE_API_KEY (an argument would
+show in `ps`).
 
-Prints what each file did (rows read, inserted, updated, unchanged, rejected — and every rejected row
-with its line, column and reason), progress on stderr. Exit code 0 when everything was imported, 1 when
-some rows or objects were rejected (the good ones are kept), 2 for bad arguments (unknown account,
-missing file, bad option).
+Prints what each file (or the fetch) did (rows read, inserted, updated, unchanged, rejected — and every
+rejected row with its line, column and reason), progress on stderr. Exit code 0 when everything was
+imported, 1 when some rows or objects were rejected (the good ones are kept) or the API could not be
+read (then nothing is imported), 2 for bad arguments (unknown account, missing file, files and --api-url
+together, no key in the environment, bad option).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from billing_core import fmt
 from billing_core.cli import EXIT_USAGE, OneLineParser, database, now
 from billing_core.db.engine import Database
 from billing_core.errors import NotFound
-from billing_core.imports import FileReport, StripeReport, import_focus, import_stripe
+from billing_core.imports import FileReport, StripeReport, import_focus, import_stripe, import_stripe_api
 from billing_core.results import IngestResult
 from billing_core.service import Billing
 from billing_core.sources.focus import COST_COLUMNS
+from billing_core.sources.provider_api import ProviderError
+from billing_core.sources.stripe_api import api_base
+
+STRIPE_KEY_ENV = "STRIPE_API_KEY"
 
 
 def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
@@ -37,10 +48,23 @@ def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
     focus.add_argument("--batch-rows", type=int, default=20_000, help="rows per transaction (default 20000)")
     focus.set_defaults(handler=cmd_import_focus)
 
-    stripe = kinds.add_parser("stripe", help="Stripe invoice, charge, payment intent or event JSON → invoices")
-    stripe.add_argument("files", nargs="+", metavar="FILE", type=Path)
+    stripe = kinds.add_parser("stripe", help="Stripe invoice, charge, payment intent or event JSON (files, or "
+                                             "fetched from a Stripe-compatible API) → invoices")
+    stripe.add_argument("files", nargs="*", metavar="FILE", type=Path, help="Stripe JSON files (or --api-url)")
     stripe.add_argument("--account", required=True, help="account name or id the Stripe customer is")
+    stripe.add_argument("--api-url", metavar="URL", help="fetch from this API instead of files, e.g. "
+                                                         f"https://api.stripe.com (secret key from ${STRIPE_KEY_ENV})")
+    stripe.add_argument("--customer", metavar="CUS_ID", help="with --api-url: the Stripe customer to fetch")
+    stripe.add_argument("--since", type=_day, metavar="YYYY-MM-DD",
+                        help="with --api-url: only objects created from this day on (the account's time zone)")
     stripe.set_defaults(handler=cmd_import_stripe)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a day like 2025-10-01") from None
 
 
 def cmd_import_focus(args: argparse.Namespace) -> int:
@@ -67,13 +91,47 @@ def cmd_import_focus(args: argparse.Namespace) -> int:
 
 def cmd_import_stripe(args: argparse.Namespace) -> int:
     db = database(args)
-    problem = _bad_arguments(args, db)
+    problem = _stripe_source_problem(args) or _bad_arguments(args, db)
     if problem:
         return _usage_error(problem)
+    if args.api_url is not None:
+        return _import_stripe_api(args, db)
     reports = import_stripe(db, args.account, args.files, now=now())
     for report in reports:
         _print_stripe(report)
     return 1 if any(r.rejections for r in reports) else 0
+
+
+def _stripe_source_problem(args: argparse.Namespace) -> str | None:
+    """Files, or the API with a customer and a key in the environment: what is wrong with the choice."""
+    if args.api_url is None:
+        if not args.files:
+            return "give Stripe JSON files, or --api-url URL --customer cus_…"
+        return "--customer and --since go with --api-url" if args.customer or args.since else None
+    if args.files:
+        return "give Stripe JSON files or --api-url, not both"
+    if not args.customer:
+        return "--api-url needs --customer cus_… (whose objects to fetch)"
+    url = urlsplit(args.api_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        return "--api-url must be an http:// or https:// URL, e.g. https://api.stripe.com"
+    if url.username or url.password:
+        return f"put the secret key in ${STRIPE_KEY_ENV}, not in --api-url (a command line shows in `ps`)"
+    if not os.environ.get(STRIPE_KEY_ENV):
+        return f"set ${STRIPE_KEY_ENV} to the Stripe secret key (it is never taken on the command line)"
+    return None
+
+
+def _import_stripe_api(args: argparse.Namespace, db: Database) -> int:
+    try:
+        report = import_stripe_api(db, args.account, url=args.api_url, key=os.environ[STRIPE_KEY_ENV],
+                                   customer=args.customer, since=args.since, now=now())
+    except ProviderError as exc:
+        print(f"billing-bot: Stripe API at {api_base(args.api_url)}: {exc.message}; nothing was imported",
+              file=sys.stderr)
+        return 1
+    _print_stripe(report)
+    return 1 if report.rejections else 0
 
 
 def _bad_arguments(args: argparse.Namespace, db: Database) -> str | None:

@@ -33,7 +33,8 @@ Failure handling (`RetryPolicy`): every request has its own timeout; timeouts, c
 5xx answers are retried with exponential backoff and full jitter; 429 waits for `Retry-After` (seconds
 or an HTTP date, capped); other 4xx fail at once. What finally fails raises `ProviderError` with a
 `kind` (unreachable, timeout, http, auth, rate_limited, bad_data) and a message fit for an operator.
-At most `limiter`'s count of requests are in flight at once across every client sharing it.
+At most `limiter`'s count of requests are in flight at once across every client sharing it. That
+request loop is `JsonGetter`, which the Stripe client (`stripe_api`) shares: one retry policy, not two.
 
 This module does no database work: it turns JSON into `billing_core.records` for a `Target`.
 """
@@ -102,53 +103,26 @@ class Target:
     deployments: Mapping[str, int] = field(default_factory=dict)  # deployment name → id
 
 
-class ProviderClient:
-    """One provider's API: paginated lists, retries, per-request timeouts and a shared concurrency bound."""
+class JsonGetter:
+    """GET requests for JSON under one base URL: retries, timeouts and Retry-After by `RetryPolicy`.
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str, token: str | None, *,
-                 policy: RetryPolicy | None = None, limiter: asyncio.Semaphore | None = None) -> None:
+    `explain` turns a refused answer's body into the server's own reason (appended to the error message);
+    the provider contract has none, Stripe's `{"error": {"message": …}}` has one.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, headers: Mapping[str, str], *,
+                 policy: RetryPolicy | None = None, limiter: asyncio.Semaphore | None = None,
+                 explain: Callable[[httpx.Response], str] | None = None) -> None:
         self._http = http
         self._base = base_url.rstrip("/")
-        self._headers = {"Accept": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+        self._headers = {"Accept": "application/json", **headers}
         self._policy = policy or RetryPolicy()
         self._limiter = limiter or asyncio.Semaphore(10)
-        self.requests = 0  # how many HTTP requests this client sent (retries included)
-
-    async def invoices(self, *, status: str | None = None, start: date | None = None,
-                       end: date | None = None) -> list[Json]:
-        return await self.collect("/invoices", {"status": status, "start": _iso(start), "end": _iso(end)})
-
-    async def invoice(self, invoice_id: str) -> Json:
-        return _object(await self.get_json(f"/invoices/{quote(invoice_id, safe='')}", {}), f"invoice {invoice_id}")
-
-    async def usage(self, *, start: datetime, end: datetime, granularity: str = "hour") -> list[Json]:
-        return await self.collect("/usage", {"start": _iso(start), "end": _iso(end), "granularity": granularity})
-
-    async def payments(self, *, updated_since: datetime | None = None) -> list[Json]:
-        return await self.collect("/payments", {"updated_since": _iso(updated_since)})
-
-    async def collect(self, path: str, params: Mapping[str, str | None]) -> list[Json]:
-        """Every item of a list endpoint, following `next_cursor` to the end."""
-        query = {k: v for k, v in params.items() if v is not None}
-        items: list[Json] = []
-        cursor: str | None = None
-        for _ in range(MAX_PAGES):
-            page = _object(await self.get_json(path, query | ({"cursor": cursor} if cursor else {})), path)
-            data = page.get("data")
-            if not isinstance(data, list) or not all(isinstance(i, dict) for i in data):
-                raise ProviderError("bad_data", f"{path}: `data` must be a list of objects.")
-            items.extend(data)
-            previous, cursor = cursor, page.get("next_cursor")
-            if cursor is None:
-                return items
-            if not isinstance(cursor, str) or not cursor:
-                raise ProviderError("bad_data", f"{path}: `next_cursor` must be a non-empty string or null.")
-            if cursor == previous:
-                raise ProviderError("bad_data", f"{path}: `next_cursor` repeats itself; the list would never end.")
-        raise ProviderError("bad_data", f"{path}: more than {MAX_PAGES} pages; the cursor never ends.")
+        self._explain = explain or (lambda _response: "")
+        self.requests = 0  # how many HTTP requests were sent (retries included)
 
     async def get_json(self, path: str, params: Mapping[str, str]) -> Any:
-        url = f"{self._base}{API}{path}"
+        url = f"{self._base}{path}"
         policy = self._policy
         for attempt in range(policy.attempts):
             last = attempt == policy.attempts - 1
@@ -181,16 +155,67 @@ class ProviderClient:
         if code < 300:
             return None
         if code in (401, 403):
-            raise ProviderError("auth", f"the API token was refused (HTTP {code})")
+            raise self._refused(response, "auth", f"the API token was refused (HTTP {code})")
         if code == 429:
             # The wall clock, not the sync's `now`: an HTTP-date Retry-After is about the real present.
             wait = retry_after(response.headers.get("Retry-After"), now=datetime.now(UTC))
             if last or wait > self._policy.max_retry_after:
-                raise ProviderError("rate_limited", f"rate limited (HTTP 429, Retry-After {wait:g} s)")
+                raise self._refused(response, "rate_limited", f"rate limited (HTTP 429, Retry-After {wait:g} s)")
             return wait
         if code >= 500 and not last:
             return self._policy.delay(attempt)
-        raise ProviderError("http", f"HTTP {code} from {response.request.url.path}")
+        raise self._refused(response, "http", f"HTTP {code} from {response.request.url.path}")
+
+    def _refused(self, response: httpx.Response, kind: str, message: str) -> ProviderError:
+        reason = self._explain(response)
+        return ProviderError(kind, f"{message}: {reason}" if reason else message)
+
+
+class ProviderClient:
+    """One provider's API: paginated lists, retries, per-request timeouts and a shared concurrency bound."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, token: str | None, *,
+                 policy: RetryPolicy | None = None, limiter: asyncio.Semaphore | None = None) -> None:
+        self._api = JsonGetter(http, base_url.rstrip("/") + API,
+                               {"Authorization": f"Bearer {token}"} if token else {}, policy=policy, limiter=limiter)
+
+    @property
+    def requests(self) -> int:
+        """How many HTTP requests this client sent (retries included)."""
+        return self._api.requests
+
+    async def invoices(self, *, status: str | None = None, start: date | None = None,
+                       end: date | None = None) -> list[Json]:
+        return await self.collect("/invoices", {"status": status, "start": _iso(start), "end": _iso(end)})
+
+    async def invoice(self, invoice_id: str) -> Json:
+        return _object(await self.get_json(f"/invoices/{quote(invoice_id, safe='')}", {}), f"invoice {invoice_id}")
+
+    async def usage(self, *, start: datetime, end: datetime, granularity: str = "hour") -> list[Json]:
+        return await self.collect("/usage", {"start": _iso(start), "end": _iso(end), "granularity": granularity})
+
+    async def payments(self, *, updated_since: datetime | None = None) -> list[Json]:
+        return await self.collect("/payments", {"updated_since": _iso(updated_since)})
+
+    async def collect(self, path: str, params: Mapping[str, str | None]) -> list[Json]:
+        """Every item of a list endpoint, following `next_cursor` to the end."""
+        query = {k: v for k, v in params.items() if v is not None}
+        items: list[Json] = []
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            page = _object(await self.get_json(path, query | ({"cursor": cursor} if cursor else {})), path)
+            items.extend(page_items(page, path))
+            previous, cursor = cursor, page.get("next_cursor")
+            if cursor is None:
+                return items
+            if not isinstance(cursor, str) or not cursor:
+                raise ProviderError("bad_data", f"{path}: `next_cursor` must be a non-empty string or null.")
+            if cursor == previous:
+                raise ProviderError("bad_data", f"{path}: `next_cursor` repeats itself; the list would never end.")
+        raise ProviderError("bad_data", f"{path}: more than {MAX_PAGES} pages; the cursor never ends.")
+
+    async def get_json(self, path: str, params: Mapping[str, str]) -> Any:
+        return await self._api.get_json(path, params)
 
 
 def retry_after(value: str | None, *, now: datetime) -> float:
@@ -221,6 +246,14 @@ def _object(value: Any, what: str) -> Json:
     if not isinstance(value, dict):
         raise ProviderError("bad_data", f"{what}: expected a JSON object")
     return value
+
+
+def page_items(page: Any, path: str) -> list[Json]:
+    """The `data` of one list page: a list of objects, or a `bad_data` error naming the endpoint."""
+    data = _object(page, path).get("data")
+    if not isinstance(data, list) or not all(isinstance(i, dict) for i in data):
+        raise ProviderError("bad_data", f"{path}: `data` must be a list of objects.")
+    return data
 
 
 def _reason(exc: httpx.TransportError) -> str:

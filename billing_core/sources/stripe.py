@@ -2,8 +2,9 @@
 
 Reads what Stripe's API and web-hooks send: a single object, a JSON array, Stripe's list envelope
 `{"object": "list", "data": [...]}`, or web-hook events `{"object": "event", "data": {"object": ...}}`
-(in any mix). Invoices, charges and payment intents become `InvoiceIn`/`PaymentIn`; other objects
-(customers, products…) are counted as skipped.
+(in any mix), from a file's bytes (`parse_file`) or already decoded (`parse_document`: the objects of
+`stripe_api`'s list pages). Invoices, charges and payment intents become `InvoiceIn`/`PaymentIn`; other
+objects (customers, products…) are counted as skipped.
 
 - **Amounts** are Stripe's integer minor units, scaled by the currency's ISO 4217 exponent
   (`billing_core.money.currency_exponent`: USD 1999 → 19.99, JPY 1999 → 1999, KWD 1999 → 1.999).
@@ -84,12 +85,17 @@ class _Bad(Exception):
 
 def parse_file(data: bytes, *, account_id: int, currency: str, tz: ZoneInfo) -> StripeBatch:
     """Every invoice and payment in one Stripe JSON file, newest snapshot per object."""
-    batch = StripeBatch()
     try:
         document = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as exc:
-        batch.rejections.append(StripeRejection("(file)", f"not a JSON document ({exc})"))
-        return batch
+        return StripeBatch(rejections=[StripeRejection("(file)", f"not a JSON document ({exc})")])
+    return parse_document(document, account_id=account_id, currency=currency, tz=tz)
+
+
+def parse_document(document: Any, *, account_id: int, currency: str, tz: ZoneInfo) -> StripeBatch:
+    """Every invoice and payment in already-decoded Stripe JSON (any shape `parse_file` reads, e.g. the
+    objects of API list pages), newest snapshot per object."""
+    batch = StripeBatch()
     latest: dict[tuple[str, str], tuple[int, int, dict[str, Any], str]] = {}
     for order, (obj, event_type, when) in enumerate(_objects(document)):
         kind, object_id = obj.get("object"), obj.get("id")
@@ -253,9 +259,10 @@ class _Parser:
         paid = minor(obj.get("amount_paid", 0), "amount_paid")
         if status is not InvoiceStatus.PAID or paid <= 0:
             return None
-        intent = _id(obj.get("payment_intent")) or next(
-            (_id((p.get("payment") or {}).get("payment_intent")) for p in (obj.get("payments") or {}).get("data") or []
-             if _id((p.get("payment") or {}).get("payment_intent"))), None)
+        payments = (obj.get("payments") or {}).get("data") or []
+        intent = ref_id(obj.get("payment_intent")) or next(
+            (ref_id((p.get("payment") or {}).get("payment_intent")) for p in payments
+             if ref_id((p.get("payment") or {}).get("payment_intent"))), None)
         transitions = obj.get("status_transitions") or {}
         when = transitions.get("paid_at") or obj.get("created")
         automatic = obj.get("collection_method", "charge_automatically") == "charge_automatically"
@@ -278,7 +285,7 @@ class _Parser:
             gross = minor(obj["amount_captured"], "amount_captured")
         net = gross - minor(obj.get("amount_refunded") or 0, "amount_refunded")
         method = (obj.get("payment_method_details") or {}).get("type", "card")
-        return self._payment(obj, _id(obj.get("payment_intent")) or obj["id"], gross, net, status, method)
+        return self._payment(obj, ref_id(obj.get("payment_intent")) or obj["id"], gross, net, status, method)
 
     def intent(self, obj: dict[str, Any]) -> PaymentIn:
         _code, minor = self._currency(obj)
@@ -300,7 +307,7 @@ class _Parser:
             raise _Bad(f"amount {gross} is not positive")
         if status is PaymentStatus.CONFIRMED and net <= 0:
             status = PaymentStatus.FAILED  # refunded in full: it no longer pays anything
-        invoice = _id(obj.get("invoice"))
+        invoice = ref_id(obj.get("invoice"))
         return PaymentIn(
             account_id=self.account_id, source=SOURCE, external_id=external_id,
             amount=net if net > 0 else gross, currency=self.currency, status=status,
@@ -311,7 +318,7 @@ class _Parser:
         )
 
 
-def _id(value: Any) -> str | None:
+def ref_id(value: Any) -> str | None:
     """A Stripe reference: an id string, or an expanded object carrying one."""
     if isinstance(value, str) and value:
         return value
