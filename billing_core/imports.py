@@ -39,7 +39,7 @@ from billing_core.db.ingest import (
     upsert_invoice,
     upsert_payment,
 )
-from billing_core.db.models import Deployment, Invoice, Payment, Provider
+from billing_core.db.models import Deployment, Invoice, Payment, Provider, UsageRecord
 from billing_core.errors import BillingError
 from billing_core.records import InvoiceIn, PaymentIn
 from billing_core.results import AccountInfo, IngestResult, InvoiceStatus
@@ -116,6 +116,9 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
     report = FileReport(str(path))
     size = path.stat().st_size
     read_bytes = 0
+    # An account with no FOCUS rows stored yet has none of this file's ids (each is the account's, and unique
+    # in the file): its batches need not be looked up first.
+    fresh = not _has_usage(db, options.account_id, options.source)
 
     def batches(raw: IO[bytes]) -> Iterator[focus_files.Batch]:
         nonlocal read_bytes
@@ -134,7 +137,7 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
 
     def write(batch: focus_files.Batch) -> _Written:
         with db.unit_of_work() as session:
-            result = write_table(session, options.source, batch.table)
+            result = write_table(session, options.source, batch.table, fresh=fresh)
         return _Written(result, batch.first_start.astimezone(tz).date(), batch.last_start.astimezone(tz).date())
 
     with path.open("rb") as raw, cyclic_gc_paused():  # one batch is written while the next is read (in_turn)
@@ -143,6 +146,13 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
     if progress:
         progress(path.name, report.rows + report.rejected, size, size)
     return report
+
+
+def _has_usage(db: Database, account_id: int, source: str) -> bool:
+    with db.unit_of_work() as session:
+        found = session.scalar(select(UsageRecord.id).where(UsageRecord.account_id == account_id,
+                                                            UsageRecord.source == source).limit(1))
+    return found is not None
 
 
 @dataclass(frozen=True)

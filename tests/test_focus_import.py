@@ -112,6 +112,14 @@ def test_importing_the_same_files_twice_changes_nothing(db: Database) -> None:
         (AI, 4, 0), (SAAS, 3, 0), (AI, 0, 4), (SAAS, 0, 3)]
 
 
+def test_the_same_file_twice_in_one_import_is_imported_once(db: Database) -> None:
+    _account(db)  # the first file finds the account empty (nothing looked up); the second must see its rows
+    first, second = import_focus(db, "acme", [DATA / AI, DATA / AI], now=NOW)
+    assert (first.result.inserted, second.result.inserted, second.result.unchanged) == (4, 0, 4)
+    with db.unit_of_work() as s:
+        assert s.scalar(select(func.count()).select_from(UsageRecord)) == 4
+
+
 def test_a_corrected_file_replaces_what_it_corrects_and_correction_rows_add_up(db: Database, tmp_path: Path) -> None:
     _account(db)
     [original] = import_focus(db, "acme", [DATA / SAAS], now=NOW)

@@ -41,9 +41,9 @@ _HOUR = 3_600_000_000  # microseconds
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def write_table(session: Session, source: str, table: pa.Table) -> IngestResult:
+def write_table(session: Session, source: str, table: pa.Table, *, fresh: bool = False) -> IngestResult:
     """Upsert the table's rows (keys unique within it) by (source, external_id) and move the rollups, in the
-    session's transaction."""
+    session's transaction. `fresh`: the caller knows that none of the keys is stored (no lookup first)."""
     if not table.num_rows:
         return IngestResult()
     table = table.unify_dictionaries().combine_chunks()
@@ -51,7 +51,7 @@ def write_table(session: Session, source: str, table: pa.Table) -> IngestResult:
     zones.check_references(_references(table))
     deltas = Deltas(zones)
     ids = table.column("external_id")
-    existing = existing_rows(session, [(source, i) for i in ids.to_pylist()])
+    existing = {} if fresh else existing_rows(session, [(source, i) for i in ids.to_pylist()])
     result = IngestResult()
     if existing:
         stored = pc.is_in(ids, pa.array([external_id for _source, external_id in existing], pa.string()))
