@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import func, select, text
 
 from billing_core.db.engine import Database
-from billing_core.db.migrate import current_revision, head_revision
+from billing_core.db.migrate import alembic_config, current_revision, head_revision, upgrade
+from billing_core.db.models import UsageDimensionSet, UsageRecord
 from billing_core.db.schema import Base
 
 
@@ -24,3 +29,36 @@ def test_migrations_match_the_models(db: Database) -> None:
 
 def test_one_head_after_the_merge(db: Database) -> None:
     assert current_revision(db) == head_revision(db) and "+" not in (head_revision(db) or "")
+
+
+def test_stored_dimensions_move_to_dimension_sets_and_back(db: Database) -> None:
+    """Migration 0009 keeps every record's dimensions: equal sets (in any key order) share one stored set."""
+    _downgrade(db, "0008")
+    try:
+        with db.engine.begin() as connection:
+            for i, dims in enumerate(['{"region": "eu", "model": "x"}', '{"model": "x", "region": "eu"}', "{}"]):
+                connection.execute(text(
+                    "INSERT INTO usage_records (account_id, meter, quantity, unit, cost, currency, period_start, "
+                    "period_end, dimensions, source, external_id) "
+                    "VALUES (1, 'm', 0, 'u', 0, 'USD', :t, :t, :d, 's', :e)"),
+                    {"t": "2026-01-01 00:00:00.000000", "d": dims, "e": f"e{i}"})
+        upgrade(db)
+        with db.unit_of_work() as s:
+            records = s.scalars(select(UsageRecord).order_by(UsageRecord.external_id)).unique().all()
+            assert [r.dimensions for r in records] == [{"model": "x", "region": "eu"}] * 2 + [{}]
+            assert records[0].dimension_set_id == records[1].dimension_set_id != 0 == records[2].dimension_set_id
+            assert s.scalar(select(func.count()).select_from(UsageDimensionSet)) == 1
+        _downgrade(db, "0008")
+        with db.engine.connect() as connection:
+            stored = connection.execute(text("SELECT CAST(dimensions AS TEXT) FROM usage_records "
+                                             "ORDER BY external_id")).scalars()
+            assert [json.loads(t) for t in stored] == [{"model": "x", "region": "eu"}] * 2 + [{}]
+    finally:
+        upgrade(db)
+
+
+def _downgrade(db: Database, revision: str) -> None:
+    config = alembic_config(db)
+    with db.engine.begin() as connection:  # the test database's own connection (PostgreSQL: its schema)
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)

@@ -10,6 +10,7 @@ when telling "unchanged" from "updated", but are never rolled up).
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,7 +24,9 @@ from json.encoder import encode_basestring_ascii as _string
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, delete, select, text, update
+from sqlalchemy import Table, Text, bindparam, cast, delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from billing_core.db.models import (
@@ -35,6 +38,7 @@ from billing_core.db.models import (
     Provider,
     UsageDaily,
     UsageDailyDimension,
+    UsageDimensionSet,
     UsageHourly,
     UsageRecord,
 )
@@ -49,6 +53,7 @@ USAGE: Table = UsageRecord.__table__  # type: ignore[assignment]
 HOURLY: Table = UsageHourly.__table__  # type: ignore[assignment]
 DAILY: Table = UsageDaily.__table__  # type: ignore[assignment]
 DIMENSION: Table = UsageDailyDimension.__table__  # type: ignore[assignment]
+DIMENSION_SETS: Table = UsageDimensionSet.__table__  # type: ignore[assignment]
 
 # A stored record, compared field by field with an incoming one to tell "unchanged" from "updated".
 _Pairs = tuple[tuple[str, str], ...]
@@ -271,7 +276,7 @@ def upsert_rows(session: Session, incoming: Rows, existing: dict[tuple[str, str]
                 deltas: Deltas) -> IngestResult:
     """Insert the rows not stored yet, update those stored with other values, and count both in `deltas`."""
     inserts: list[tuple[tuple[str, str], _Row]] = []
-    updates: list[dict[str, Any]] = []
+    updates: list[tuple[int, tuple[str, str], _Row]] = []
     unchanged = 0
     for key, row in incoming.items():
         old = existing.get(key)
@@ -281,15 +286,16 @@ def upsert_rows(session: Session, incoming: Rows, existing: dict[tuple[str, str]
         elif old[1] == row:
             unchanged += 1
         else:
-            updates.append({"_id": old[0], **_as_columns(key, row)})
+            updates.append((old[0], key, row))
             deltas.add(old[1], -1)
             deltas.add(row, +1)
     if inserts:
         _bulk_insert(session, inserts)
     if updates:
+        set_ids = dimension_set_ids(session, (row[10] for _id, _key, row in updates))
         session.execute(
             update(USAGE).where(USAGE.c.id == bindparam("_id")),
-            [{k: v for k, v in u.items() if k not in ("source", "external_id")} for u in updates],
+            [{"_id": row_id, **_as_columns(row, set_ids)} for row_id, _key, row in updates],
         )
     return IngestResult(inserted=len(inserts), updated=len(updates), unchanged=unchanged)
 
@@ -301,24 +307,60 @@ def existing_rows(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[s
     found: dict[tuple[str, str], tuple[int, _Row]] = {}
     instant = _instants(session.get_bind().dialect.name == "sqlite")
     for source, ids in by_source.items():
-        for r in _stored(session, source, ids):
+        stored = list(_stored(session, source, ids))
+        pairs = _dimension_sets(session, {r[12] for r in stored})
+        for r in stored:
             row: _Row = (
                 r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], instant(r[10]), instant(r[11]),
-                stored_pairs(r[12]), json.loads(r[13]) if r[13] else {},
+                pairs[r[12]], json.loads(r[13]) if r[13] else {},
             )
             found[(source, r[1])] = (r[0], row)
     return found
 
 
+def _dimension_sets(session: Session, ids: set[int]) -> dict[int, _Pairs]:
+    """The pairs of stored dimension sets by id (0: none)."""
+    found: dict[int, _Pairs] = {0: ()}
+    wanted = sorted(ids - {0})
+    if wanted:
+        rows = session.execute(select(DIMENSION_SETS.c.id, cast(DIMENSION_SETS.c.dimensions, Text))
+                               .where(DIMENSION_SETS.c.id.in_(wanted)))
+        found.update({set_id: stored_pairs(text) for set_id, text in rows})
+    return found
+
+
+def dimension_set_ids(session: Session, sets: Iterable[_Pairs]) -> dict[_Pairs, int]:
+    """The id of each dimension set (sorted pairs; () is 0), stored on first sight. Two writers storing the same
+    new set at once both end up with the one row (the digest is unique; the second insert does nothing)."""
+    ids: dict[_Pairs, int] = {(): 0}
+    digests = {_set_digest(pairs): pairs for pairs in set(sets) if pairs}
+    if not digests:
+        return ids
+    known = select(DIMENSION_SETS.c.digest, DIMENSION_SETS.c.id).where(DIMENSION_SETS.c.digest.in_(list(digests)))
+    found = {digest: set_id for digest, set_id in session.execute(known)}
+    missing = [{"digest": d, "dimensions": dict(digests[d])} for d in digests if d not in found]
+    if missing:
+        insert = (sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert)(DIMENSION_SETS)
+        session.execute(insert.on_conflict_do_nothing(index_elements=["digest"]), missing)
+        found = {digest: set_id for digest, set_id in session.execute(known)}
+    ids.update({digests[d]: set_id for d, set_id in found.items()})
+    return ids
+
+
+def _set_digest(pairs: _Pairs) -> str:
+    """What identifies a dimension set: a digest of its sorted pairs (as migration 0009 computes it too)."""
+    return hashlib.blake2b(json.dumps(pairs, separators=(",", ":")).encode(), digest_size=16).hexdigest()
+
+
 def _stored(session: Session, source: str, ids: list[str]) -> Iterable[Sequence[Any]]:
     """The stored rows of `ids` as the driver reads them, asked with one parameter instead of thousands.
 
-    Through the driver, not the column types: quantities and costs stay integer micro-units, and the JSON
-    columns come as text: a batch shares a few hundred dimension texts (`stored_pairs` reads each once),
-    and decoding jsonb or JSON per row cost more than the whole lookup otherwise (bench.focus re-import).
+    Through the driver, not the column types: quantities and costs stay integer micro-units, and attributes
+    come as text: decoding jsonb or JSON per row through the column type cost more than the whole lookup
+    (bench.focus re-import).
     """
     columns = ("id, external_id, account_id, deployment_id, provider_id, meter, unit, quantity, cost, currency, "
-               "period_start, period_end, CAST(dimensions AS TEXT), CAST(attributes AS TEXT)")
+               "period_start, period_end, dimension_set_id, CAST(attributes AS TEXT)")
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         # The ids as one binary array; probed through the unique index only. Within a bulk load the
@@ -359,10 +401,9 @@ def stored_pairs(text: str | None) -> _Pairs:
     return _remembered(_STORED_DIMENSIONS, text, lambda: _pairs(json.loads(text)))
 
 
-def _as_columns(key: tuple[str, str], row: _Row) -> dict[str, Any]:
+def _as_columns(row: _Row, set_ids: dict[_Pairs, int]) -> dict[str, Any]:
+    """The columns an update writes (not the key)."""
     return {
-        "source": key[0],
-        "external_id": key[1],
         "account_id": row[0],
         "deployment_id": row[1],
         "provider_id": row[2],
@@ -373,7 +414,7 @@ def _as_columns(key: tuple[str, str], row: _Row) -> dict[str, Any]:
         "currency": row[7],
         "period_start": row[8],
         "period_end": row[9],
-        "dimensions": dict(row[10]),
+        "dimension_set_id": set_ids[row[10]],
         "attributes": row[11],
     }
 
@@ -496,7 +537,7 @@ def _upsert(session: Session, table: Table, key_cols: tuple[str, ...],
 
 
 USAGE_COLUMNS = ("source", "external_id", "account_id", "deployment_id", "provider_id", "meter", "unit", "quantity",
-                  "cost", "currency", "period_start", "period_end", "dimensions", "attributes")
+                  "cost", "currency", "period_start", "period_end", "dimension_set_id", "attributes")
 
 
 def _bulk_insert(session: Session, rows: Sequence[tuple[tuple[str, str], _Row]]) -> None:
@@ -515,17 +556,9 @@ def _bulk_insert(session: Session, rows: Sequence[tuple[tuple[str, str], _Row]])
             converted = moments[value] = driver_value(value, sqlite)
         return converted
 
-    texts: dict[_Pairs, str] = {(): "{}"}  # dimension sets repeat (and are shared tuples): encode each once
-
-    def dimensions(pairs: _Pairs) -> str:
-        text = texts.get(pairs)
-        if text is None:
-            text = texts[pairs] = json.dumps(dict(pairs))
-        return text
-
+    set_ids = dimension_set_ids(session, (r[10] for _key, r in rows))
     tuples: list[tuple[Any, ...]] = [
-        (key[0], key[1], r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], moment(r[8]), moment(r[9]),
-         texts.get(r[10]) or dimensions(r[10]))
+        (key[0], key[1], r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], moment(r[8]), moment(r[9]), set_ids[r[10]])
         for key, r in rows
     ]
     columns: Sequence[str] = USAGE_COLUMNS

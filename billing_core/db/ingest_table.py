@@ -29,6 +29,7 @@ from billing_core.db.ingest import (
     Deltas,
     Rows,
     copy_text,
+    dimension_set_ids,
     existing_rows,
     stored_pairs,
     upsert_rows,
@@ -105,24 +106,33 @@ def _references(table: pa.Table) -> list[tuple[str, int, int | None, int | None]
 
 
 def _insert(session: Session, source: str, table: pa.Table) -> None:
+    columns = [pa.array([source] * table.num_rows, pa.string()),
+               *(_set_ids(session, table.column(name)) if name == "dimensions" else table.column(name)
+                 for name in USAGE_TABLE.names)]
     connection = session.connection()
     if connection.dialect.name == "sqlite":
-        columns = [[source] * table.num_rows, *(_driver_values(table.column(name)) for name in USAGE_TABLE.names)]
         marks = ", ".join("?" * len(USAGE_COLUMNS))
         connection.exec_driver_sql(f"INSERT INTO usage_records ({', '.join(USAGE_COLUMNS)}) VALUES ({marks})",
-                                   list(zip(*columns, strict=True)))
+                                   list(zip(*(_driver_values(c) for c in columns), strict=True)))
         return
     # COPY the table as Arrow writes it in CSV: strings quoted (an empty one stays empty), nulls bare (NULL).
-    plain = pa.table([pa.array([source] * table.num_rows, pa.string()),
-                      *(_plain(table.column(name)) for name in USAGE_TABLE.names)], names=list(USAGE_COLUMNS))
+    plain = pa.table([_plain(c) for c in columns], names=list(USAGE_COLUMNS))
     buffer = io.BytesIO()
     pa_csv.write_csv(plain, buffer, pa_csv.WriteOptions(include_header=False))
     copy_text(session, "usage_records", USAGE_COLUMNS, buffer.getvalue())
 
 
-def _driver_values(column: pa.ChunkedArray) -> list[Any]:
+def _set_ids(session: Session, dimensions: pa.ChunkedArray) -> pa.Array:
+    """Each row's dimension set id (`ingest.dimension_set_ids`), from the table's JSON texts of the sets."""
+    array = dimensions.combine_chunks()
+    pairs = [stored_pairs(text) for text in array.dictionary.to_pylist()]
+    ids = dimension_set_ids(session, pairs)
+    return pa.array([ids[p] for p in pairs], pa.int64()).take(array.indices)
+
+
+def _driver_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
     """A column as SQLite's driver takes it: text shared per dictionary value, instants as stored text."""
-    array = column.combine_chunks()
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_timestamp(array.type):
         array = pc.dictionary_encode(array)
         return _shared([driver_value(moment, True) for moment in array.dictionary.to_pylist()], array.indices)
@@ -138,7 +148,7 @@ def _shared(values: list[Any], indices: pa.Array) -> list[Any]:
     return taken
 
 
-def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
+def _plain(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     return column.cast(pa.string()) if pa.types.is_dictionary(column.type) else column
 
 

@@ -122,7 +122,11 @@ class UsageRecord(Base):
     currency: Mapped[str] = mapped_column(String(8))
     period_start: Mapped[datetime]
     period_end: Mapped[datetime]
-    dimensions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The record's dimensions, stored once per distinct set (0: none): a set is ~400 bytes of JSON that an export
+    # repeats over millions of rows, and the raw row's width is what a bulk import pays for.
+    dimension_set_id: Mapped[int] = mapped_column(default=0, server_default="0")
+    dimension_set: Mapped[UsageDimensionSet | None] = relationship(
+        primaryjoin="foreign(UsageRecord.dimension_set_id) == UsageDimensionSet.id", viewonly=True, lazy="joined")
     # Per-record facts that are never rolled up (alternative costs, resource ids): see UsageIn.attributes.
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     source: Mapped[str] = mapped_column(String(64))
@@ -131,6 +135,19 @@ class UsageRecord(Base):
         UniqueConstraint("source", "external_id"),
         Index("ix_usage_records_account_start", "account_id", "period_start"),
     )
+
+    @property
+    def dimensions(self) -> dict[str, str]:
+        return dict(self.dimension_set.dimensions) if self.dimension_set else {}
+
+
+class UsageDimensionSet(Base):
+    """A distinct set of usage dimensions, by a digest of its sorted pairs (`billing_core.db.ingest`)."""
+
+    __tablename__ = "usage_dimension_sets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(32), unique=True)
+    dimensions: Mapped[dict[str, Any]]
 
 
 class UsageHourly(Base):
