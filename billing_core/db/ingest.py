@@ -337,12 +337,12 @@ def dimension_set_ids(session: Session, sets: Iterable[_Pairs]) -> dict[_Pairs, 
     if not digests:
         return ids
     known = select(DIMENSION_SETS.c.digest, DIMENSION_SETS.c.id).where(DIMENSION_SETS.c.digest.in_(list(digests)))
-    found = {digest: set_id for digest, set_id in session.execute(known)}
+    found = {row.digest: row.id for row in session.execute(known)}
     missing = [{"digest": d, "dimensions": dict(digests[d])} for d in digests if d not in found]
     if missing:
         insert = (sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert)(DIMENSION_SETS)
         session.execute(insert.on_conflict_do_nothing(index_elements=["digest"]), missing)
-        found = {digest: set_id for digest, set_id in session.execute(known)}
+        found = {row.digest: row.id for row in session.execute(known)}
     ids.update({digests[d]: set_id for d, set_id in found.items()})
     return ids
 
