@@ -1,6 +1,8 @@
 """FOCUS files → batches of usage tables (`billing_core.usage_table`), read as they stream by (no database).
 
-A file is plain or gzip-compressed CSV (recognised by its content, not its name). After its header, it is cut into
+A file is CSV, plain or gzip-compressed, or Parquet (recognised by its content, not its name). A Parquet file is
+read a batch of rows at a time and each batch goes the way of a CSV chunk (`_parquet_pieces`). After its header,
+a CSV file is cut into
 chunks of whole records (`CHUNK_BYTES` or so). A chunk is read column-wise (`focus_columns`), or, if anything in
 it needs the row parser (a malformed row, a line that is not UTF-8, an amount written `$1,000.00`…), row by row
 (`focus.FocusParser.rows`, then `ingest.stored_rows`): either way into the same usage table, through the one
@@ -25,15 +27,18 @@ from typing import IO
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
 from billing_core.db.ingest import stored_rows
 from billing_core.db.ingest_table import rows_table
 from billing_core.records import UsageIn
 from billing_core.sources.focus import FocusOptions, FocusParser, Rejection, Resolver, focus_parser
-from billing_core.sources.focus_columns import ColumnReader
+from billing_core.sources.focus_columns import ColumnReader, as_text
 
 CHUNK_BYTES = 8 << 20  # Arrow's reader splits a chunk across threads in blocks of 1 MiB
 GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_MAGIC = b"PAR1"
 GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib reads the gzip header and trailer itself
 
 
@@ -42,7 +47,10 @@ def focus_batches(raw: IO[bytes], options: FocusOptions, resolve: Resolver, *, b
     """The file's rows in batches of `batch_rows` (the last one shorter), each preceded by the pieces it was made
     of, for their counts: rows read, rejections, cost. `raw` is the file opened in binary."""
     counted = CountingReader(raw)
-    pieces = _pieces(_uncompressed(io.BufferedReader(counted, 1 << 20)), options, resolve, chunk_bytes)
+    if _is_parquet(raw):
+        pieces = _parquet_pieces(raw, counted, options, resolve, chunk_bytes)
+    else:
+        pieces = _pieces(_uncompressed(io.BufferedReader(counted, 1 << 20)), options, resolve, chunk_bytes)
     pending: list[pa.Table] = []
     held = 0
     for piece in pieces:
@@ -102,9 +110,60 @@ def _pieces(data: io.BufferedReader, options: FocusOptions, resolve: Resolver, c
             table, cost = read
             yield Piece(table, table.num_rows, [], cost)
             continue
-        records, rejections = _rows(parser, chunk)
-        yield Piece(rows_table(stored_rows(records)), len(records), rejections, sum((r.cost for r in records),
-                                                                                    Decimal(0)))
+        yield _read_by_rows(parser, chunk)
+
+
+def _is_parquet(raw: IO[bytes]) -> bool:
+    """A Parquet file starts (and ends) with its magic bytes; a seekable file is looked at and rewound."""
+    if not raw.seekable():
+        return False
+    start = raw.read(len(PARQUET_MAGIC))
+    raw.seek(0)
+    return start == PARQUET_MAGIC
+
+
+def _parquet_pieces(raw: IO[bytes], counted: CountingReader, options: FocusOptions, resolve: Resolver,
+                    chunk_bytes: int) -> Iterator[Piece]:
+    """A Parquet file (FOCUS exports come as Parquet too) read a batch of rows at a time, like a CSV chunk: its
+    header is the schema's column names, every cell is read as the text a CSV export would hold (`as_text`),
+    and a batch the column reader cannot read is written out as CSV for the row parser, its rejections naming
+    the row as its line (the header being line 1). Progress counts the row groups' bytes."""
+    try:
+        file = pq.ParquetFile(raw)
+    except (pa.ArrowInvalid, OSError) as exc:
+        yield Piece(rejections=[Rejection(1, None, f"not a readable Parquet file ({exc})")])
+        return
+    parser = focus_parser(file.schema_arrow.names, options, resolve)
+    if isinstance(parser, Rejection):
+        yield Piece(rejections=[parser])
+        return
+    columns = ColumnReader(parser)
+    rows_per_batch = max(1, chunk_bytes // 400)  # about as many rows as a CSV chunk of that size holds
+    line, total = 2, max(file.metadata.num_rows, 1)
+    size = raw.seek(0, io.SEEK_END)
+    for batch in file.iter_batches(batch_size=rows_per_batch):
+        read = columns.read_table(columns.text_columns(batch))
+        if read is not None:
+            piece = Piece(read[0], read[0].num_rows, [], read[1])
+        else:
+            piece = _read_by_rows(parser, _Chunk(_csv_of(batch), line))
+        line += batch.num_rows
+        counted.read_bytes = size * (line - 2) // total
+        yield piece
+
+
+def _csv_of(batch: pa.RecordBatch) -> bytes:
+    """A batch's rows as CSV lines of text cells (no header), as the row parser reads a CSV chunk."""
+    text = pa.table([as_text(column) for column in batch.columns], names=[str(i) for i in range(batch.num_columns)])
+    buffer = io.BytesIO()
+    pa_csv.write_csv(text, buffer, pa_csv.WriteOptions(include_header=False))
+    return buffer.getvalue()
+
+
+def _read_by_rows(parser: FocusParser, chunk: _Chunk) -> Piece:
+    records, rejections = _rows(parser, chunk)
+    return Piece(rows_table(stored_rows(records)), len(records), rejections, sum((r.cost for r in records),
+                                                                               Decimal(0)))
 
 
 def _header(data: io.BufferedReader) -> list[str] | Rejection:

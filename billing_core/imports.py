@@ -1,5 +1,5 @@
-"""Imports into the ledger: FOCUS cost-and-usage CSV (plain or gzip), Stripe JSON files and Stripe's API
-(`billing-bot import …`).
+"""Imports into the ledger: FOCUS cost-and-usage files (CSV, plain or gzip, or Parquet), Stripe JSON files and
+Stripe's API (`billing-bot import …`).
 
 The parsers in `billing_core.sources` are pure; this module opens the files, resolves providers and
 deployments, and writes through `billing_core.db.ingest` only. FOCUS rows are committed in batches of

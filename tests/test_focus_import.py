@@ -13,6 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import func, select
 
@@ -382,3 +385,46 @@ def test_zero_padding_after_a_gzip_export_is_ignored_and_a_damaged_second_member
     [damage] = again.rejections
     assert "damaged or cut short" in damage.reason
     assert again.result.unchanged == again.rows == report.rows  # every row of the good member, once
+
+
+def _as_parquet(sample: Path, path: Path, *, typed: bool) -> Path:
+    """The sample as a Parquet export: every cell kept as written (typed=False), or with the types Arrow infers
+    from the text (timestamps, doubles, integers), as exports write them."""
+    options = None if typed else pa_csv.ConvertOptions(column_types=dict.fromkeys(_rows(sample.name)[0],
+                                                                                   pa.string()))
+    pq.write_table(pa_csv.read_csv(sample, convert_options=options), path)
+    return path
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.stem[-48:])
+def test_every_spec_sample_as_parquet_imports_like_the_csv(db: Database, sample: Path, tmp_path: Path) -> None:
+    _account(db)
+    [report] = import_focus(db, "acme", [_as_parquet(sample, tmp_path / "sample.parquet", typed=False)], now=NOW)
+    bad_lines = MALFORMED.get(sample.name, set())
+    assert report.rejected == len(bad_lines) and report.cost == _billed_sum(sample, bad_lines)
+    assert _usage_total(db, report).quantize(CENT) == report.cost.quantize(CENT)
+    [again] = import_focus(db, "acme", [tmp_path / "sample.parquet"], now=NOW)
+    assert (again.result.inserted, again.result.updated, again.result.unchanged) == (0, 0, report.result.inserted)
+
+
+def test_a_typed_parquet_export_with_map_tags_and_a_missing_cost(db: Database, tmp_path: Path) -> None:
+    _account(db, tz="UTC")
+    start = datetime(2025, 5, 1, tzinfo=UTC)
+    table = pa.table({
+        "BilledCost": pa.array([Decimal("1.25"), None, Decimal("0.0000015")], pa.decimal128(18, 7)),
+        "ChargePeriodStart": pa.array([start] * 3, pa.timestamp("ms", tz="UTC")),
+        "ChargePeriodEnd": pa.array([start + timedelta(hours=1)] * 3, pa.timestamp("ms", tz="UTC")),
+        "ChargeCategory": ["Usage"] * 3, "ServiceName": ["Compute", "Compute", "Storage"],
+        "ConsumedQuantity": pa.array([2.5, 1.0, None]), "ConsumedUnit": ["Hours", "Hours", "GB"],
+        "Tags": pa.array([[("team", "a")], [("team", "b")], None], pa.map_(pa.string(), pa.string())),
+    })
+    path = tmp_path / "export.parquet"
+    pq.write_table(table, path)
+    [report] = import_focus(db, "acme", [path], now=NOW)
+    assert [(r.line, r.column) for r in report.rejections] == [(3, "BilledCost")]  # the second row
+    assert report.result.inserted == 2 and report.cost == Decimal("1.250002")  # micro-units, half-even
+    day = Period(date(2025, 5, 1), date(2025, 5, 2), "the day")
+    by_team = Billing(db).usage("acme", day, group_by="tag.team")
+    assert [(row.key, row.cost) for row in by_team.rows] == [("a", Decimal("1.25")),  # b was the rejected row
+                                                              ("(no tag.team)", Decimal("0.000002"))]
+    assert by_team.total_cost == Decimal("1.250002")

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction[OneLineParser]) -> None:
     parser = sub.add_parser("import", help="import cost-and-usage (FOCUS) or Stripe files into an account")
     kinds = parser.add_subparsers(dest="import_kind", required=True, parser_class=OneLineParser)
 
-    focus = kinds.add_parser("focus", help="FOCUS 1.x cost-and-usage CSV files (plain or gzip) → usage")
+    focus = kinds.add_parser("focus", help="FOCUS 1.x cost-and-usage files (CSV, plain or gzip, or Parquet) → usage")
     focus.add_argument("files", nargs="+", metavar="FILE", type=Path)
     focus.add_argument("--account", required=True, help="account name or id the costs belong to")
     focus.add_argument("--cost", choices=sorted(COST_COLUMNS), default="billed",

@@ -69,10 +69,41 @@ class ColumnReader:
                                     convert_options=self._convert)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return None  # a row of the wrong width, a line that is not UTF-8, an unclosed quote…
+        return self.read_table(chunk)
+
+    def read_table(self, chunk: pa.Table) -> tuple[pa.Table, Decimal] | None:
+        """`read` of rows already split into columns, named by their position in the header (`text_columns`
+        makes them of any Arrow table)."""
         try:
             return _Chunk(self.parser, chunk).table()
         except _Unreadable:
             return None
+
+    def text_columns(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
+        """The columns this reader uses, as the CSV reader gives them: text as written (dates, numbers and
+        JSON objects written out, a missing value empty), dictionary-encoded but for amounts."""
+        columns, names = [], []
+        for at in sorted(int(name) for name in self._convert.include_columns):
+            text = as_text(batch.column(at))
+            columns.append(text if at in self.amounts else pc.dictionary_encode(text))
+            names.append(str(at))
+        return pa.Table.from_arrays(columns, names=names)
+
+
+def as_text(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column of any type as text, as a FOCUS CSV would write it: JSON for maps, structs and lists (Parquet
+    exports keep Tags as a map), ISO 8601 for instants, nothing for a missing value."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    kind = array.type
+    if pa.types.is_map(kind):
+        values = [json.dumps(dict(v)) if v is not None else "" for v in array.to_pylist()]
+        return pa.array(values, pa.string())
+    if pa.types.is_struct(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return pa.array([json.dumps(v) if v is not None else "" for v in array.to_pylist()], pa.string())
+    if pa.types.is_dictionary(kind):
+        array = array.dictionary_decode()
+    text = array if pa.types.is_string(array.type) else pc.cast(array, pa.string())
+    return text.fill_null("")
 
 
 class _Unreadable(Exception):
