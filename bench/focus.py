@@ -13,7 +13,7 @@ temporary directory, then:
 Memory: the resident set is sampled after every batch; "RSS first batch" vs "RSS peak" shows whether
 it stays flat as the file goes by (it must not grow with the file).
 
-    python -m bench.focus [--rows 1000000] [--rows 5000000] [--only sqlite|postgresql]
+    python -m bench.focus [--rows 1000000] [--rows 5000000] [--only sqlite|postgresql] [--parquet]
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -109,6 +112,19 @@ def generate(path: Path, rows: int) -> tuple[Decimal, float]:
     return total, time.perf_counter() - started
 
 
+def to_parquet(path: Path) -> Path:
+    """The CSV written as a Parquet export would hold it: amounts as decimals, instants as timestamps."""
+    typed = {name: pa.decimal128(18, 7) for name in ("BilledCost", "ContractedCost", "EffectiveCost", "ListCost")}
+    typed |= dict.fromkeys(("ChargePeriodStart", "ChargePeriodEnd", "BillingPeriodStart"), pa.timestamp("s", "UTC"))
+    types = {name: typed.get(name, pa.string()) for name in HEADER}
+    target = path.with_suffix(".parquet")
+    reader = pa_csv.open_csv(path, convert_options=pa_csv.ConvertOptions(column_types=types))
+    with pq.ParquetWriter(target, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+    return target
+
+
 def rss_mb() -> float:
     """Current resident set (Linux /proc), in MB."""
     with open("/proc/self/statm") as f:
@@ -164,6 +180,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, action="append", help="rows to generate (repeatable; default 1 M)")
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
     parser.add_argument("--no-reimport", action="store_true", help="skip timing the idempotent second import")
+    parser.add_argument("--parquet", action="store_true",
+                        help="also import the file written as Parquet (typed columns), into SQLite")
     args = parser.parse_args()
     figures = []
     for rows in args.rows or [1_000_000]:
@@ -185,6 +203,11 @@ def main() -> None:
                 finally:
                     db.dispose()
                     drop()
+            if args.parquet:
+                parquet = to_parquet(path)
+                db = sqlite_db(rows)
+                figures.append(run(db, "SQLite, Parquet", parquet, rows, not args.no_reimport))
+                db.dispose()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
     print()
     print("| database | FOCUS rows | file | import rows/s (parse + ingest) | RSS after first batch | RSS peak |")
