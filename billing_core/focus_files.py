@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import chain
 from typing import IO
 
 import pyarrow as pa
@@ -94,7 +95,8 @@ def _batch(table: pa.Table) -> Batch:
 
 
 def _pieces(data: io.BufferedReader, options: FocusOptions, resolve: Resolver, chunk_bytes: int) -> Iterator[Piece]:
-    """The file read a chunk at a time: column-wise where the chunk allows, else row by row (`focus_columns`)."""
+    """The file read a chunk at a time: column-wise where the chunk allows (`focus_columns`), else row by row
+    (`FocusParser.rows`)."""
     header = _header(data)
     parser = header if isinstance(header, Rejection) else focus_parser(header, options, resolve)
     if isinstance(parser, Rejection):
@@ -167,7 +169,10 @@ def _read_by_rows(parser: FocusParser, chunk: _Chunk) -> Piece:
 
 
 def _header(data: io.BufferedReader) -> list[str] | Rejection:
-    line = data.readline()
+    try:
+        line = data.readline()
+    except (EOFError, zlib.error) as exc:
+        return Rejection(1, None, f"the compressed file is damaged or cut short ({exc}); nothing could be read")
     if line.startswith(codecs.BOM_UTF8):
         line = line[len(codecs.BOM_UTF8):]
     try:
@@ -229,14 +234,27 @@ def _chunks(data: io.BufferedReader, size: int) -> Iterator[_Chunk | Rejection]:
 
 
 def _records_end(data: bytes) -> int:
-    """Where the last whole record of `data` ends: after the last line break with an even number of quotes
-    before it (a break inside quotes is part of a value); 0 when there is none."""
-    at = data.rfind(b"\n")
-    while at >= 0:
-        if data.count(b'"', 0, at) % 2 == 0:
-            return at + 1
-        at = data.rfind(b"\n", 0, at)
-    return 0
+    """Where the last whole record of `data` (which starts with a record) ends; 0 when none does.
+
+    Where no line holds an odd number of quotes, no value spans lines, and every line break ends a record (the
+    common case, checked at C speed). Otherwise the csv module itself says where records end: a quote only
+    opens a value at the start of a field (`5" disk` is text), which counting quotes cannot tell."""
+    end = data.rfind(b"\n") + 1
+    if not end:
+        return 0
+    if not any(line.count(b'"') % 2 for line in data[:end].split(b"\n")):
+        return end
+    lines = data[:end].split(b"\n")[:-1]
+    reader = csv.reader(chain((line.decode("latin-1") + "\n" for line in lines), [_SENTINEL]))
+    boundary = 0
+    for _record in reader:
+        if reader.line_num > len(lines):
+            break  # this record ran into the sentinel: it does not end within `data`
+        boundary = reader.line_num
+    return sum(len(line) + 1 for line in lines[:boundary])
+
+
+_SENTINEL = "\x1e\n"  # a line after the data: a record still open at its end swallows it
 
 
 def _uncompressed(data: io.BufferedReader) -> io.BufferedReader:

@@ -8,11 +8,13 @@ columns are dictionary-encoded: a file has few meters, units and dimension sets,
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TEXT = pa.dictionary(pa.int32(), pa.string())
 INSTANT = pa.timestamp("us", tz="UTC")
 USAGE_TABLE = pa.schema([

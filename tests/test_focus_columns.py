@@ -61,7 +61,7 @@ def _generated(tmp_path: Path, rows: int) -> Path:
                 f"2025-03-0{1 + hour % 3}T0{hour}:00:00Z", f"2025-03-0{1 + hour % 3}T0{hour + 1}:00:00Z",
                 rnd.choice(["Usage", "Tax", "Credit"]), rnd.choice(["Compute", "Stóráge", ""]),
                 rnd.choice(["", "NULL", "3.5", "0.0000015"]), rnd.choice(["Hours", "GB"]),
-                rnd.choice(["111", "222", ""]), rnd.choice(["AWS", "Azure", ""]), f"r-{i % 13}",
+                rnd.choice(["111", "222", ""]), rnd.choice(["AWS", "Azure", ""]), rnd.choice([f"r-{i % 13}", ""]),
                 rnd.choice(["", json.dumps({"team": "a", "env": "prod"}), json.dumps({"n": 1, "x": None})]),
                 rnd.choice(["plain", "with, comma", "two\nlines", 'quote " inside']), "USD"]
             writer.writerow(row)
@@ -124,3 +124,16 @@ def test_a_clean_file_is_read_column_wise_not_handed_to_the_row_parser(tmp_path:
     read = ColumnReader(parser).read(body)
     assert read is not None and read[0].num_rows == 400
     assert ColumnReader(parser).read(body.replace(b"12.5,", b"$12.50,", 1)) is None  # the row parser's to read
+
+
+@pytest.mark.parametrize("chunk_bytes", [1 << 20, 90, 40, 1])
+def test_a_stray_quote_in_a_plain_value_does_not_move_where_records_end(tmp_path: Path, chunk_bytes: int) -> None:
+    path = tmp_path / "stray.csv"
+    lines = ["BilledCost,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,ChargeDescription"]
+    for i in range(12):
+        description = {3: 'disk 5" SSD', 7: '"two\nlines"', 9: 'a ""b'}.get(i, f"row {i}")
+        lines.append(f"{i}.5,2025-03-01T0{i % 9}:00:00Z,2025-03-01T0{i % 9}:30:00Z,Usage,{description}")
+    path.write_text("\n".join(lines) + "\n")
+    expected = _by_rows(path)
+    assert len(expected) == 12
+    assert _by_chunks(path, chunk_bytes) == expected

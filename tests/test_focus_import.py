@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from billing_core.db.engine import Database
-from billing_core.db.models import AuditEntry, Deployment, Provider, UsageRecord
+from billing_core.db.models import AuditEntry, Deployment, Provider, UsageHourly, UsageRecord
 from billing_core.db.queries import NONE_LABEL
 from billing_core.fmt import money
 from billing_core.imports import FileReport, import_focus
@@ -33,7 +33,7 @@ DATA = Path(__file__).parent / "data" / "focus"
 SAMPLES = sorted(DATA.glob("*.csv"))
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CENT = Decimal("0.01")
-# A big file is parsed by a second process (0: every file is "big"); the result must not tell the difference.
+# Chunks of a few rows mix column-wise and row-by-row reading; the result must not tell the difference.
 PARSING = pytest.mark.parametrize("chunk_bytes", [None, 200], ids=["default-chunks", "chunks-of-a-few-rows"])
 # The spec's own malformed rows: a charge period ending at hour 30.
 MALFORMED = {
@@ -368,6 +368,15 @@ def test_a_truncated_gzip_export_keeps_every_complete_row_before_the_damage_and_
     assert report.cost == sum(Decimal(f"{i}.25") for i in range(1, report.rows + 1))
 
 
+def test_a_gzip_export_cut_inside_its_header_is_rejected_on_line_1(db: Database, tmp_path: Path) -> None:
+    _account(db)
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(gzip.compress((DATA / AI).read_bytes())[:30])
+    [report] = import_focus(db, "acme", [cut], now=NOW)
+    assert [r.line for r in report.rejections] == [1] and report.rows == 0
+    assert "damaged or cut short" in report.rejections[0].reason
+
+
 @PARSING
 def test_zero_padding_after_a_gzip_export_is_ignored_and_a_damaged_second_member_keeps_the_first(
         db: Database, tmp_path: Path, chunk_bytes: int | None) -> None:
@@ -428,3 +437,41 @@ def test_a_typed_parquet_export_with_map_tags_and_a_missing_cost(db: Database, t
     assert [(row.key, row.cost) for row in by_team.rows] == [("a", Decimal("1.25")),  # b was the rejected row
                                                               ("(no tag.team)", Decimal("0.000002"))]
     assert by_team.total_cost == Decimal("1.250002")
+
+
+def test_a_correction_and_a_new_row_in_one_hour_leave_the_unit_of_the_last_row(db: Database, tmp_path: Path) -> None:
+    _account(db, tz="UTC")
+    header = ["BilledCost", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "ServiceName", "ResourceId",
+              "ConsumedQuantity", "ConsumedUnit"]
+    hour = ["2025-05-01T10:00:00Z", "2025-05-01T11:00:00Z", "Usage", "Compute"]
+    import_focus(db, "acme", [_write(tmp_path / "first.csv", header, [["1.00", *hour, "a", "1", "h"]])], now=NOW)
+    [report] = import_focus(db, "acme", [_write(tmp_path / "second.csv", header, [
+        ["2.00", *hour, "b", "2", "h"], ["1.50", *hour, "a", "1", "GB"]])], now=NOW)
+    assert (report.result.inserted, report.result.updated) == (1, 1)
+    with db.unit_of_work() as s:
+        [(unit, cost)] = s.execute(select(UsageHourly.unit, UsageHourly.cost)).all()
+    assert (unit, cost) == ("GB", Decimal("3.50"))  # the corrected row came last
+
+
+def test_a_line_not_utf8_in_a_column_the_importer_does_not_read_is_still_rejected(db: Database, tmp_path: Path) -> None:
+    _account(db)
+    header, rows = _rows(AI)
+    unused = header.index("PrincipalId")
+    path = _write(tmp_path / "latin1.csv", header, rows)
+    lines = path.read_bytes().split(b"\n")
+    cells = lines[2].split(b",")
+    cells[unused] = "Müller".encode("latin-1")
+    lines[2] = b",".join(cells)
+    path.write_bytes(b"\n".join(lines))
+    [report] = import_focus(db, "acme", [path], now=NOW)
+    assert [(r.line, r.column) for r in report.rejections] == [(3, None)] and report.result.inserted == len(rows) - 1
+
+
+def test_amounts_near_the_ledger_limit_add_up_exactly(db: Database, tmp_path: Path) -> None:
+    _account(db, tz="UTC")
+    header = ["BilledCost", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "ResourceId"]
+    days = [datetime(2025, 5, 1, tzinfo=UTC) + timedelta(days=i) for i in range(12)]
+    rows = [["999999999999.5", d.isoformat(), (d + timedelta(hours=1)).isoformat(), "Usage", f"r{i}"]
+            for i, d in enumerate(days)]
+    [report] = import_focus(db, "acme", [_write(tmp_path / "huge.csv", header, rows)], now=NOW)
+    assert report.cost == Decimal("11999999999994.0")  # beyond 64 bits of micro-units: summed exactly, not wrapped

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from decimal import Decimal
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 
 from billing_core.db.engine import Database
+from billing_core.db.ingest import ingest_usage
 from billing_core.db.migrate import alembic_config, current_revision, head_revision, upgrade
 from billing_core.db.models import UsageDimensionSet, UsageRecord
 from billing_core.db.schema import Base
+from billing_core.records import UsageIn
+from tests import factories
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def ours(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
@@ -48,6 +55,13 @@ def test_stored_dimensions_move_to_dimension_sets_and_back(db: Database) -> None
             assert [r.dimensions for r in records] == [{"model": "x", "region": "eu"}] * 2 + [{}]
             assert records[0].dimension_set_id == records[1].dimension_set_id != 0 == records[2].dimension_set_id
             assert s.scalar(select(func.count()).select_from(UsageDimensionSet)) == 1
+            account = factories.account(s)  # a record ingested now finds the migrated set: the same digest
+            ingest_usage(s, [UsageIn(account_id=account.id, meter="m", quantity=Decimal(0), unit="u", cost=Decimal(1),
+                                     currency="USD", period_start=T0, period_end=T0, source="s", external_id="new",
+                                     dimensions={"region": "eu", "model": "x"})])
+            assert s.scalar(select(func.count()).select_from(UsageDimensionSet)) == 1
+        with db.unit_of_work() as s:
+            s.execute(delete(UsageRecord).where(UsageRecord.external_id == "new"))
         _downgrade(db, "0008")
         with db.engine.connect() as connection:
             stored = connection.execute(text("SELECT CAST(dimensions AS TEXT) FROM usage_records "

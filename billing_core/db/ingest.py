@@ -59,7 +59,7 @@ DIMENSION_SETS: Table = UsageDimensionSet.__table__  # type: ignore[assignment]
 _Pairs = tuple[tuple[str, str], ...]
 # Attributes stay a mapping: they are only ever compared whole (dict equality ignores order) and stored.
 _Row = tuple[int, int | None, int | None, str, str, int, int, str, datetime, datetime, _Pairs, dict[str, Any]]
-#: Stored rows by key (source, external_id), as `stored_rows` makes them and `write_rows` writes them.
+#: Stored rows by key (source, external_id), as `stored_rows` makes them and `upsert_rows` writes them.
 Rows = dict[tuple[str, str], _Row]
 _Keyed = list[tuple[tuple[str, str], _Row]]
 #: What a usage row refers to: (external id, account id, deployment id, provider id).
@@ -69,7 +69,7 @@ Reference = tuple[str, int, int | None, int | None]
 def ingest_usage(session: Session, records: Iterable[UsageIn], *, batch_size: int = BATCH_SIZE) -> IngestResult:
     """Upsert usage records and move the rollups by the difference. Repositories never commit.
 
-    `stored_rows` then `write_rows`, by chunks of `batch_size`, written `in_turn`: while a writer thread has
+    `stored_rows` then `upsert_rows`, by chunks of `batch_size`, written `in_turn`: while a writer thread has
     the session (and the database takes one chunk: lookups, inserts, rollup upserts), this thread validates
     the next.
     """
@@ -84,15 +84,9 @@ def ingest_usage(session: Session, records: Iterable[UsageIn], *, batch_size: in
 
 def stored_rows(records: Iterable[UsageIn]) -> Rows:
     """The records validated, as their stored rows would read, by key (source, external_id); a key given
-    twice keeps its last record. Pure (no session): it runs beside the writer, or in a parsing process,
-    whose rows (integers, shared text and instants) cost far less to hand over than the records."""
+    twice keeps its last record. Pure (no session): it runs beside the writer (`in_turn`)."""
     dimension_sets: dict[int, _Pairs] = {}  # ids stay unique while `records` holds the mappings
     return {(r.source, r.external_id): _validate(r, dimension_sets) for r in records}
-
-
-def write_rows(session: Session, rows: Rows) -> IngestResult:
-    """Upsert `stored_rows` and move the rollups by the difference, in the session's transaction."""
-    return _write_chunk(session, rows, AccountZones(session))
 
 
 def in_turn(batches: Iterable[_Batch], write: Callable[[_Batch], _Written]) -> Iterator[_Written]:
@@ -338,7 +332,8 @@ def dimension_set_ids(session: Session, sets: Iterable[_Pairs]) -> dict[_Pairs, 
         return ids
     known = select(DIMENSION_SETS.c.digest, DIMENSION_SETS.c.id).where(DIMENSION_SETS.c.digest.in_(list(digests)))
     found = {row.digest: row.id for row in session.execute(known)}
-    missing = [{"digest": d, "dimensions": dict(digests[d])} for d in digests if d not in found]
+    # In digest order: two writers storing overlapping new sets lock them in the same order (no deadlock).
+    missing = [{"digest": d, "dimensions": dict(digests[d])} for d in sorted(digests) if d not in found]
     if missing:
         insert = (sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert)(DIMENSION_SETS)
         session.execute(insert.on_conflict_do_nothing(index_elements=["digest"]), missing)

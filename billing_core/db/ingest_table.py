@@ -1,11 +1,12 @@
 """Column-wise ingestion of usage tables (`billing_core.usage_table`, what the FOCUS import reads): the rules of
 `billing_core.db.ingest`, without a Python object per row.
 
-Rows whose key is already stored are compared and updated by `ingest.upsert_rows`, as rows. New rows are inserted
-straight from the table's columns (SQLite: one executemany over them; PostgreSQL: COPY of the table as Arrow
-writes it in CSV), and their rollup deltas are summed with numpy per bucket — hourly, daily, and per dimension
-set — then added to `ingest.Deltas` in the order of each bucket's last row, so the rollups read exactly as if
-the rows had been added one by one (a bucket's unit is that of its last row).
+A table none of whose keys is stored yet (a file's first import) is inserted straight from its columns (SQLite:
+one executemany over them; PostgreSQL: COPY of the table as Arrow writes it in CSV), and its rollup deltas are
+summed with numpy per bucket — hourly, daily, and per dimension set — then added to `ingest.Deltas` in the order
+of each bucket's last row, so the rollups read exactly as if the rows had been added one by one (a bucket's unit
+is that of its last row). A table with stored keys among its rows (a re-import, a corrected file) goes through
+`ingest.upsert_rows` row by row, in file order.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,10 +37,9 @@ from billing_core.db.ingest import (
 )
 from billing_core.db.types import driver_value
 from billing_core.results import IngestResult
-from billing_core.usage_table import USAGE_TABLE, codes, distinct_rows
+from billing_core.usage_table import EPOCH, USAGE_TABLE, codes, distinct_rows
 
 _HOUR = 3_600_000_000  # microseconds
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def write_table(session: Session, source: str, table: pa.Table, *, fresh: bool = False) -> IngestResult:
@@ -53,16 +53,13 @@ def write_table(session: Session, source: str, table: pa.Table, *, fresh: bool =
     deltas = Deltas(zones)
     ids = table.column("external_id")
     existing = {} if fresh else existing_rows(session, [(source, i) for i in ids.to_pylist()])
-    result = IngestResult()
-    if existing:
-        stored = pc.is_in(ids, pa.array([external_id for _source, external_id in existing], pa.string()))
-        result = upsert_rows(session, table_rows(source, table.filter(stored)), existing, deltas)
-        table = table.filter(pc.invert(stored))
-    if table.num_rows:
+    if existing:  # row by row, in file order: updates and inserts count in the rollups in the order they come
+        result = upsert_rows(session, table_rows(source, table), existing, deltas)
+    else:
         # In key order: the unique index takes the rows page by page instead of at random (ids are digests).
         _insert(session, source, table.sort_by("external_id"))
         _count(deltas, zones, table)
-        result += IngestResult(inserted=table.num_rows)
+        result = IngestResult(inserted=table.num_rows)
     deltas.apply(session)
     return result
 
@@ -166,7 +163,7 @@ def _count(deltas: Deltas, zones: AccountZones, table: pa.Table) -> None:
     day_at, days = _local_days(zones, account, start)
     ids = [codes(table.column(n)) for n in ("account_id", "deployment_id", "provider_id")]
     for at, q, c, n in _groups([*ids, hours - hours.min(), meter_at], rows, quantity, cost):
-        deltas.hour((int(account[at]), _EPOCH + timedelta(hours=int(hours[at])), int(deployment[at]),
+        deltas.hour((int(account[at]), EPOCH + timedelta(hours=int(hours[at])), int(deployment[at]),
                      int(provider[at]), meter_names[meter_at[at]]), unit_names[unit_at[at]], q, c, n)
     for at, q, c, n in _groups([*ids, day_at, meter_at], rows, quantity, cost):
         deltas.day((int(account[at]), days[day_at[at]], int(deployment[at]), int(provider[at]),
@@ -191,12 +188,20 @@ def _groups(keys: list[np.ndarray[Any, Any]], rows: int, quantity: np.ndarray[An
     starts = np.flatnonzero(np.concatenate(([True], sorted_bucket[1:] != sorted_bucket[:-1])))
     ends = np.append(starts[1:], rows)
     last = order[ends - 1]
-    sums_q = np.add.reduceat(quantity[order], starts)
-    sums_c = np.add.reduceat(cost[order], starts)
+    sums_q, sums_c = _sums(quantity[order], starts), _sums(cost[order], starts)
     counts = ends - starts
     by_last = np.argsort(last)
     return list(zip(last[by_last].tolist(), sums_q[by_last].tolist(), sums_c[by_last].tolist(),
                     counts[by_last].tolist(), strict=True))
+
+
+def _sums(values: np.ndarray[Any, Any], starts: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Sums of the runs starting at `starts`, exact: in Python integers when 64 bits might not hold them (a
+    bucket's sum too big for the ledger's columns must fail there, loudly, not wrap around)."""
+    if len(values) and int(np.abs(values).max()) * len(values) >= 1 << 63:
+        values = values.astype(object)
+    sums: np.ndarray[Any, Any] = np.add.reduceat(values, starts)
+    return sums
 
 
 def _local_days(zones: AccountZones, account: np.ndarray[Any, Any],
@@ -206,7 +211,7 @@ def _local_days(zones: AccountZones, account: np.ndarray[Any, Any],
     days: list[date] = []
     for at in first.tolist():
         zone: ZoneInfo = zones[int(account[at])]
-        days.append((_EPOCH + timedelta(microseconds=int(start[at]))).astimezone(zone).date())
+        days.append((EPOCH + timedelta(microseconds=int(start[at]))).astimezone(zone).date())
     distinct = sorted(set(days))
     number = {day: i for i, day in enumerate(distinct)}
     return np.array([number[d] for d in days], dtype=np.int64)[inverse], distinct

@@ -77,10 +77,10 @@ _TEXT_DIMENSIONS = (
     ("billing_account", ("BillingAccountId",)),
 )
 _TEXT_ATTRIBUTES = (("resource_id", ("ResourceId",)), ("resource_name", ("ResourceName",)))
-_NULLS = frozenset({"", "null", "NULL", "Null"})
+NULLS = frozenset({"", "null", "NULL", "Null"})  # how FOCUS exports spell a missing value
 SEPARATOR = "\x1f"  # between the identity cells of a row (a control character no cell holds)
 _ZERO = Decimal(0)
-_MAX_KEY, _MAX_VALUE, _MAX_METER, _MAX_UNIT = 64, 200, 64, 32  # the ledger's column widths
+_MAX_KEY, MAX_VALUE, _MAX_METER, MAX_UNIT = 64, 200, 64, 32  # the ledger's column widths
 
 #: (provider name, sub-account id, sub-account name) → (provider id, deployment id); supplied by the caller.
 Resolver = Callable[[str | None, str | None, str | None], tuple[int | None, int | None]]
@@ -188,10 +188,9 @@ class CsvReader(Protocol):
 class FocusParser:
     """The rows of one FOCUS file, by its header. Holds what the file's rows share — parsed instants, dimension
     sets, the occurrence numbering of identities — so every piece of the file must go through the same parser,
-    row by row (`rows`) or column-wise (`focus_columns.read_table`)."""
+    row by row (`rows`) or column-wise (`focus_columns.ColumnReader`)."""
 
     def __init__(self, columns: _Columns, width: int, options: FocusOptions, resolve: Resolver) -> None:
-        self.columns = columns
         self.width = width
         self.options = options
         self.resolve = resolve
@@ -249,7 +248,7 @@ class FocusParser:
         quantity, unit = _ZERO, ""
         if self.qty_at is not None and cells[self.qty_at]:
             quantity = _amount(cells[self.qty_at], "ConsumedQuantity")
-            unit = cells[self.unit_at][:_MAX_UNIT] if self.unit_at is not None else ""
+            unit = cells[self.unit_at][:MAX_UNIT] if self.unit_at is not None else ""
         what = self.categories(cells)
         return UsageIn(
             account_id=self.options.account_id, meter=what.meter, quantity=quantity, unit=unit, cost=cost,
@@ -278,7 +277,7 @@ class FocusParser:
                           deployment_id, self._dimensions(cells))
 
     def identity_digest(self, identity: tuple[str, ...], provider: str | None) -> bytes:
-        return hashlib.blake2b(identity_text(identity, provider), digest_size=16).digest()
+        return digest_of(identity_text(identity, provider))
 
     def external_id(self, digest: bytes, occurrence: int | None = None) -> str:
         """The stored id of a row by its identity digest; a repeat of an identity in the file gets `:2`, `:3`…"""
@@ -303,13 +302,13 @@ class FocusParser:
                     Decimal(value)  # kept as written (exact, any precision) once it is known to be a number
                 except InvalidOperation:
                     value = str(_amount(value, name))
-                attributes[key] = value[:_MAX_VALUE]
+                attributes[key] = value[:MAX_VALUE]
         return attributes
 
     def _dimensions(self, cells: list[str]) -> dict[str, str]:
         """The row's dimensions; rows with the same dimension cells share one mapping (read-only, like the
-        frozen record holding it): an export has a few thousand sets, and one object per set also keeps
-        the hand-over to the writing process and its rollup grouping cheap."""
+        frozen record holding it): an export has a few thousand sets, and one object per set keeps the
+        rollup grouping of the records cheap (`ingest.stored_rows` reads each shared mapping once)."""
         key = self._dimension_cells(cells)
         found = self._dimension_sets.get(key)
         if found is None:
@@ -341,12 +340,17 @@ class FocusParser:
 
 def clean(raw: str) -> str:
     """A cell as the parser reads it: without surrounding blanks, and empty for the spellings of null."""
-    return "" if (c := raw.strip()) in _NULLS else c
+    return "" if (c := raw.strip()) in NULLS else c
 
 
 def identity_text(identity: tuple[str, ...], provider: str | None) -> bytes:
     """What a row's identity digest is taken of: its identity cells and its provider, separated by US."""
     return f"{SEPARATOR.join(identity)}{SEPARATOR}{provider or ''}".encode()
+
+
+def digest_of(identity: bytes) -> bytes:
+    """The digest a row's id is made of, of its `identity_text`."""
+    return hashlib.blake2b(identity, digest_size=16).digest()
 
 
 def _cells_at(positions: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
@@ -366,7 +370,7 @@ def _texts(cells: list[str], positions: list[tuple[str, list[int]]]) -> dict[str
     for key, at in positions:
         value = _first(cells, at)
         if value:
-            found[key] = value[:_MAX_VALUE]
+            found[key] = value[:MAX_VALUE]
     return found
 
 
@@ -408,7 +412,7 @@ def _flatten(raw: str, prefix: str, column: str) -> tuple[tuple[str, str], ...]:
     if not isinstance(data, dict):
         raise _RowError(column, "must be a JSON object")
     return tuple((f"{prefix}.{key}"[:_MAX_KEY],
-                  (value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))[:_MAX_VALUE])
+                  (value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))[:MAX_VALUE])
                  for key, value in data.items() if value is not None)
 
 
@@ -432,7 +436,7 @@ class _InstantCache:
 def parse_instant(text: str, column: str = "date") -> datetime:
     """ISO 8601 (naive = UTC) or the US `M/D/YY[YY][ H:MM[:SS]]` form, as an aware UTC datetime."""
     raw = text.strip()
-    if not raw or raw in _NULLS:
+    if not raw or raw in NULLS:
         raise _RowError(column, "is empty")
     try:
         moment = _slashed(raw) if "/" in raw else datetime.fromisoformat(raw)

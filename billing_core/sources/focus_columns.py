@@ -17,10 +17,9 @@ What it makes of a chunk is a `billing_core.usage_table` (the stored form, colum
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -30,14 +29,22 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from billing_core.money import MAX_AMOUNT
-from billing_core.sources.focus import SEPARATOR, Categories, FocusParser, _RowError, clean
-from billing_core.usage_table import INSTANT, TEXT, USAGE_TABLE, distinct_rows
+from billing_core.sources.focus import (
+    MAX_UNIT,
+    MAX_VALUE,
+    NULLS,
+    SEPARATOR,
+    Categories,
+    FocusParser,
+    _RowError,
+    clean,
+    digest_of,
+)
+from billing_core.usage_table import EPOCH, INSTANT, TEXT, USAGE_TABLE, distinct_rows
 
 _DECIMAL = pa.decimal128(38, 18)  # any amount below MAX_AMOUNT with up to 18 decimals, exactly
 _MICRO_DECIMAL = pa.decimal128(38, 6)
-_NULL_SPELLINGS = pa.array(["", "null", "NULL", "Null"])
-_MAX_VALUE, _MAX_UNIT = 200, 32
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NULL_SPELLINGS = pa.array(sorted(NULLS))
 
 
 class ColumnReader:
@@ -65,9 +72,10 @@ class ColumnReader:
         """The chunk's rows as a stored usage table and the sum of their cost, or None if any row of it must be
         read by the row parser (see the module doc)."""
         try:
+            data.decode("utf-8")  # every line, not only the columns read: the row parser rejects one that is not
             chunk = pa_csv.read_csv(io.BytesIO(data), read_options=self._read, parse_options=self._parse,
                                     convert_options=self._convert)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        except (UnicodeDecodeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return None  # a row of the wrong width, a line that is not UTF-8, an unclosed quote…
         return self.read_table(chunk)
 
@@ -145,7 +153,8 @@ class _Chunk:
             "dimensions": _encoded([json.dumps(c.dimensions) for c in categories], category_of),
             "attributes": attributes,
         }
-        return pa.Table.from_pydict(columns, schema=USAGE_TABLE), Decimal(int(cost.sum())).scaleb(-6)
+        # Summed as Python integers: ten amounts near the ledger's limit would overflow 64 bits silently.
+        return pa.Table.from_pydict(columns, schema=USAGE_TABLE), Decimal(sum(cost.tolist())).scaleb(-6)
 
     # --- cells ---------------------------------------------------------------------------------------------
 
@@ -197,7 +206,7 @@ class _Chunk:
         if p.unit_at is None:
             return quantity, _encoded([""], np.zeros(self.rows, dtype=np.int32))
         indices, values = self._text(p.unit_at)
-        units = [v[:_MAX_UNIT] for v in values]
+        units = [v[:MAX_UNIT] for v in values]
         none = len(units)
         return quantity, _encoded([*units, ""], np.where(given, indices, none).astype(np.int32))
 
@@ -225,8 +234,7 @@ class _Chunk:
         p = self.parser
         provider_names = pa.array([provider or "" for provider in providers], pa.string()).take(pa.array(category_of))
         joined = pc.binary_join_element_wise(*(self._decoded(at) for at in p.identity_at), provider_names, SEPARATOR)
-        blake2b = hashlib.blake2b
-        digests = [blake2b(text, digest_size=16).digest() for text in joined.cast(pa.binary()).to_pylist()]
+        digests = [digest_of(text) for text in joined.cast(pa.binary()).to_pylist()]
         numbers = p.occurrences.numbers(digests)
         external_id = p.external_id
         return [external_id(d, n) for d, n in zip(digests, numbers, strict=True)]
@@ -236,24 +244,24 @@ class _Chunk:
         p = self.parser
         pieces: list[pa.Array] = []
         for key, positions in p.text_attributes:
-            values = pc.coalesce(*(self._present(at) for at in positions))
-            escaped = pc.utf8_slice_codeunits(values, 0, _MAX_VALUE)
-            pieces.append(_json_pair(key, _escaped(escaped)))
+            pieces.append(_json_pair(key, pc.coalesce(*(self._literals(at) for at in positions))))
         for key, _name, at in p.other_costs:
             raw = self._amount_column(at)
             given = pc.invert(pc.is_in(raw, _NULL_SPELLINGS))
-            _decimals(pc.if_else(given, raw, "0"))  # kept as written, once it is known to be a number
-            kept = pc.if_else(given, pc.utf8_slice_codeunits(raw, 0, _MAX_VALUE), pa.scalar(None, pa.string()))
+            _decimals(pc.if_else(given, raw, "0"))  # kept as written, once it is known to be a number (ASCII)
+            kept = pc.if_else(given, pc.utf8_slice_codeunits(raw, 0, MAX_VALUE), pa.scalar(None, pa.string()))
             pieces.append(_json_pair(key, pc.binary_join_element_wise('"', kept, '"', "")))
-        if not pieces:
-            return pa.array(["{}"] * self.rows, pa.string())
-        body = pc.binary_join_element_wise(*pieces, ", ", null_handling="skip")
-        return pc.binary_join_element_wise("{", body, "}", "")
+        # Each present pair ends with ", ", an absent one is empty; the last ", " goes (a JSON value ends in `"`).
+        body = pc.binary_join_element_wise(*(pc.binary_join_element_wise(piece, ", ", "") for piece in pieces), "",
+                                           null_handling="replace", null_replacement="") if pieces else \
+            pa.array([""] * self.rows, pa.string())
+        return pc.binary_join_element_wise("{", pc.utf8_rtrim(body, characters=", "), "}", "")
 
-    def _present(self, at: int) -> pa.Array:
-        """A text column's cleaned cells, null where empty."""
+    def _literals(self, at: int) -> pa.Array:
+        """A text column's cleaned cells as JSON string literals (cut to the ledger's width), null where empty."""
         indices, values = self._text(at)
-        return pa.array([v or None for v in values], pa.string()).take(pa.array(indices))
+        literals = [json.dumps(v[:MAX_VALUE]) if v else None for v in values]
+        return pa.array(literals, pa.string()).take(pa.array(indices))
 
 
 def _micros(raw: pa.Array, *, required: bool) -> np.ndarray[Any, Any]:
@@ -298,19 +306,12 @@ def _taken(values: list[Any], indices: np.ndarray[Any, Any], kind: pa.DataType) 
     return pa.array(values, kind).take(pa.array(indices))
 
 
-def _escaped(values: pa.Array) -> pa.Array:
-    """JSON string literals of text values (nulls stay null), as `json.dumps` writes them."""
-    encoded = pc.dictionary_encode(values)
-    literals = [json.dumps(v) if v is not None else None for v in encoded.dictionary.to_pylist()]
-    return pa.array(literals, pa.string()).take(encoded.indices)
-
-
 def _json_pair(key: str, literal: pa.Array) -> pa.Array:
     """`"key": literal`, null where the literal is null (a value left out)."""
     return pc.binary_join_element_wise(json.dumps(key) + ": ", literal, "")
 
 
 def _epoch_micros(moment: datetime) -> int:
-    delta = moment - _EPOCH
+    delta = moment - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 

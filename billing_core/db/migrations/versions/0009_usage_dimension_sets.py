@@ -31,20 +31,25 @@ def upgrade() -> None:
     )
     op.add_column('usage_records', sa.Column('dimension_set_id', sa.Integer(), server_default='0', nullable=False))
     connection = op.get_bind()
+    # Each distinct stored text once (few), then every row in one pass through a text → id table.
+    connection.execute(sa.text("CREATE TEMPORARY TABLE dimension_set_map (stored TEXT PRIMARY KEY, id INTEGER)"))
     texts = connection.execute(sa.text("SELECT DISTINCT CAST(dimensions AS TEXT) FROM usage_records")).scalars()
+    ids: dict[str, int] = {}
     for stored in list(texts):
         pairs = sorted((str(k), str(v)) for k, v in json.loads(stored).items()) if stored else []
         if not pairs:
             continue
         digest = hashlib.blake2b(json.dumps(pairs, separators=(",", ":")).encode(), digest_size=16).hexdigest()
-        set_id = connection.execute(sa.text("SELECT id FROM usage_dimension_sets WHERE digest = :d"),
-                                    {"d": digest}).scalar()
-        if set_id is None:
-            set_id = connection.execute(
+        if digest not in ids:
+            ids[digest] = connection.execute(
                 sa.text("INSERT INTO usage_dimension_sets (digest, dimensions) VALUES (:d, :j) RETURNING id"),
-                {"d": digest, "j": json.dumps(dict(pairs))}).scalar()
-        connection.execute(sa.text("UPDATE usage_records SET dimension_set_id = :i "
-                                   "WHERE CAST(dimensions AS TEXT) = :t"), {"i": set_id, "t": stored})
+                {"d": digest, "j": json.dumps(dict(pairs))}).scalar_one()
+        connection.execute(sa.text("INSERT INTO dimension_set_map (stored, id) VALUES (:t, :i)"),
+                           {"t": stored, "i": ids[digest]})
+    connection.execute(sa.text(
+        "UPDATE usage_records SET dimension_set_id = COALESCE((SELECT m.id FROM dimension_set_map m "
+        "WHERE m.stored = CAST(usage_records.dimensions AS TEXT)), 0)"))
+    connection.execute(sa.text("DROP TABLE dimension_set_map"))
     with op.batch_alter_table('usage_records') as batch:
         batch.drop_column('dimensions')
 
