@@ -475,3 +475,25 @@ def test_amounts_near_the_ledger_limit_add_up_exactly(db: Database, tmp_path: Pa
             for i, d in enumerate(days)]
     [report] = import_focus(db, "acme", [_write(tmp_path / "huge.csv", header, rows)], now=NOW)
     assert report.cost == Decimal("11999999999994.0")  # beyond 64 bits of micro-units: summed exactly, not wrapped
+
+
+def test_a_restated_export_adds_its_new_rows_and_leaves_the_rest(db: Database, tmp_path: Path) -> None:
+    """How cloud exports arrive: the month so far, again every day, with the new hours at the end."""
+    _account(db, tz="UTC")
+    _account(db, "fresh", tz="UTC")
+    header, [row, *_] = _rows(AI)
+    cost, start, end = (header.index(c) for c in ("BilledCost", "ChargePeriodStart", "ChargePeriodEnd"))
+    hours = [datetime(2025, 5, 1, tzinfo=UTC) + timedelta(hours=i) for i in range(45)]
+    rows = [[*row] for _ in hours]
+    for r, hour, i in zip(rows, hours, range(45), strict=True):
+        r[cost], r[start], r[end] = f"{i}.5", hour.isoformat(), (hour + timedelta(hours=1)).isoformat()
+    import_focus(db, "acme", [_write(tmp_path / "day1.csv", header, rows[:30])], now=NOW)
+    restated = _write(tmp_path / "day2.csv", header, rows)
+    [report] = import_focus(db, "acme", [restated], now=NOW, batch_rows=20)
+    assert (report.result.inserted, report.result.updated, report.result.unchanged) == (15, 0, 30)
+    [once] = import_focus(db, "fresh", [restated], now=NOW)
+    month = Period(date(2025, 5, 1), date(2025, 6, 1), "May")
+    for grouping in ("deployment", "service", "sku.ModelId"):
+        assert Billing(db).usage("acme", month, group_by=grouping).rows == \
+            Billing(db).usage("fresh", month, group_by=grouping).rows
+    assert _usage_total(db, report) == _usage_total(db, once, "fresh") == sum(Decimal(f"{i}.5") for i in range(45))
