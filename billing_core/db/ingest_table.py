@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -93,14 +93,28 @@ def rows_table(rows: Rows) -> pa.Table:
 
 def table_rows(source: str, table: pa.Table) -> Rows:
     """A usage table's rows as `ingest` compares them (stored pairs of dimensions, attributes as a mapping)."""
-    columns = [table.column(name).to_pylist() for name in USAGE_TABLE.names]
+    columns = [_python_values(table.column(name), stored_pairs if name == "dimensions" else None)
+               for name in USAGE_TABLE.names]
     rows: Rows = {}
     for (external_id, account, deployment, provider, meter, unit, quantity, cost, currency, start, end, dimensions,
          attributes) in zip(*columns, strict=True):
         rows[(source, external_id)] = (account, deployment, provider, meter, unit, quantity, cost, currency,
-                                       start.astimezone(UTC), end.astimezone(UTC), stored_pairs(dimensions),
-                                       json.loads(attributes))
+                                       start, end, dimensions, json.loads(attributes))
     return rows
+
+
+def _python_values(column: pa.ChunkedArray, convert: Callable[[Any], Any] | None = None) -> list[Any]:
+    """A column as Python values, one object per distinct value where the column repeats them (instants as aware
+    UTC datetimes; a dictionary's values through `convert`): a datetime made per row cost more than the rest."""
+    array = column.combine_chunks()
+    if pa.types.is_timestamp(array.type):
+        array = pc.dictionary_encode(array)
+        return _shared([moment.astimezone(UTC) for moment in array.dictionary.to_pylist()], array.indices)
+    if pa.types.is_dictionary(array.type):
+        values = array.dictionary.to_pylist()
+        return _shared([convert(v) for v in values] if convert else values, array.indices)
+    plain: list[Any] = array.to_pylist()
+    return plain
 
 
 def _references(table: pa.Table) -> list[tuple[str, int, int | None, int | None]]:
@@ -151,7 +165,10 @@ def _driver_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
 
 def _shared(values: list[Any], indices: pa.Array) -> list[Any]:
     """Each index's value, as one list (the values' objects shared, not one per row)."""
-    taken: list[Any] = np.array(values, dtype=object)[indices.to_numpy(zero_copy_only=False)].tolist()
+    objects = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):  # one by one: numpy would unpack values that are tuples into dimensions
+        objects[i] = value
+    taken: list[Any] = objects[indices.to_numpy(zero_copy_only=False)].tolist()
     return taken
 
 
