@@ -45,8 +45,8 @@ def distinct_rows(columns: list[np.ndarray[Any, Any]], rows: int) -> tuple[np.nd
 
 
 def codes(column: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
-    """Non-negative integer codes of a column (equal values, equal codes): a dictionary column's indices, the
-    values of an integer column with nulls as -1 + 1…"""
+    """Non-negative integer codes of a column (equal values, equal codes): a dictionary column's indices, or an
+    integer column's values shifted to start at 0 (a null counted as -1 before the shift)."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_dictionary(array.type):
         return np.asarray(array.indices.to_numpy(zero_copy_only=False))

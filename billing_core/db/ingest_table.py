@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -54,11 +54,12 @@ def write_table(session: Session, source: str, table: pa.Table, *, fresh: bool =
     deltas = Deltas(zones)
     ids = table.column("external_id")
     existing = {} if fresh else existing_rows(session, [(source, i) for i in ids.to_pylist()])
-    stored = pc.is_in(ids, pa.array([external_id for _source, external_id in existing], pa.string()))
-    if existing and _changed(source, table.filter(stored), existing):
+    rows = table_rows(source, table) if existing else {}
+    if any(key in existing and existing[key][1] != row for key, row in rows.items()):
         # Row by row, in file order: updates and inserts count in the rollups in the order they come.
-        result = upsert_rows(session, table_rows(source, table), existing, deltas)
+        result = upsert_rows(session, rows, existing, deltas)
     else:  # (what a restated export mostly is: the rows already stored, unchanged, and new ones)
+        stored = pc.is_in(ids, pa.array([external_id for _source, external_id in existing], pa.string()))
         new = table.filter(pc.invert(stored))
         if new.num_rows:
             # In key order: the unique index takes the rows page by page instead of at random (ids are digests).
@@ -67,11 +68,6 @@ def write_table(session: Session, source: str, table: pa.Table, *, fresh: bool =
         result = IngestResult(inserted=new.num_rows, unchanged=len(existing))
     deltas.apply(session)
     return result
-
-
-def _changed(source: str, table: pa.Table, existing: dict[tuple[str, str], tuple[int, Any]]) -> bool:
-    """Whether any of the table's rows (all stored) differs from what is stored."""
-    return any(existing[key][1] != row for key, row in table_rows(source, table).items())
 
 
 def rows_table(rows: Rows) -> pa.Table:
@@ -103,13 +99,15 @@ def table_rows(source: str, table: pa.Table) -> Rows:
     return rows
 
 
-def _python_values(column: pa.ChunkedArray, convert: Callable[[Any], Any] | None = None) -> list[Any]:
-    """A column as Python values, one object per distinct value where the column repeats them (instants as aware
-    UTC datetimes; a dictionary's values through `convert`): a datetime made per row cost more than the rest."""
-    array = column.combine_chunks()
+def _python_values(column: pa.ChunkedArray | pa.Array, convert: Callable[[Any], Any] | None = None,
+                   instant: Callable[[datetime], Any] = lambda moment: moment.astimezone(UTC)) -> list[Any]:
+    """A column as Python values, one object per distinct value where the column repeats them: instants through
+    `instant` (aware UTC datetimes by default), a dictionary's values through `convert`. A datetime made per row
+    cost more than the rest of a re-import."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_timestamp(array.type):
         array = pc.dictionary_encode(array)
-        return _shared([moment.astimezone(UTC) for moment in array.dictionary.to_pylist()], array.indices)
+        return _shared([instant(moment) for moment in array.dictionary.to_pylist()], array.indices)
     if pa.types.is_dictionary(array.type):
         values = array.dictionary.to_pylist()
         return _shared([convert(v) for v in values] if convert else values, array.indices)
@@ -152,15 +150,8 @@ def _set_ids(session: Session, dimensions: pa.ChunkedArray) -> pa.Array:
 
 
 def _driver_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
-    """A column as SQLite's driver takes it: text shared per dictionary value, instants as stored text."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if pa.types.is_timestamp(array.type):
-        array = pc.dictionary_encode(array)
-        return _shared([driver_value(moment, True) for moment in array.dictionary.to_pylist()], array.indices)
-    if pa.types.is_dictionary(array.type):
-        return _shared(array.dictionary.to_pylist(), array.indices)
-    values: list[Any] = array.to_pylist()
-    return values
+    """A column as SQLite's driver takes it: instants as the stored text (`types.driver_value`)."""
+    return _python_values(column, instant=lambda moment: driver_value(moment, True))
 
 
 def _shared(values: list[Any], indices: pa.Array) -> list[Any]:
