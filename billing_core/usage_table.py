@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+HOUR_MICROS = 3_600_000_000
 TEXT = pa.dictionary(pa.int32(), pa.string())
 INSTANT = pa.timestamp("us", tz="UTC")
 USAGE_TABLE = pa.schema([

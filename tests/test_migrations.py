@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -16,6 +19,7 @@ from billing_core.db.ingest import ingest_usage
 from billing_core.db.migrate import alembic_config, current_revision, head_revision, upgrade
 from billing_core.db.models import UsageDimensionSet, UsageRecord
 from billing_core.db.schema import Base
+from billing_core.imports import import_focus
 from billing_core.records import UsageIn
 from tests import factories
 
@@ -69,6 +73,40 @@ def test_stored_dimensions_move_to_dimension_sets_and_back(db: Database) -> None
             assert [json.loads(t) for t in stored] == [{"model": "x", "region": "eu"}] * 2 + [{}]
     finally:
         upgrade(db)
+
+
+def test_stored_focus_ids_take_the_importers_new_shape_and_back(db: Database, tmp_path: Path) -> None:
+    """Migration 0010 gives stored FOCUS rows the ids the importer makes now (hour of the charge start before the
+    digest): a file imported before the upgrade re-imports unchanged after it, repeats (`:2`) included."""
+    sample = Path(__file__).parent / "data" / "focus" / "saas_examples__spend_agreements__saas_spend_agreements_b2.csv"
+    with sample.open(encoding="utf-8-sig", newline="") as f:
+        header, *rows = [r for r in csv.reader(f) if r]
+    path = tmp_path / "export.csv"
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([header, *rows, rows[0]])  # the first row twice: its repeat is numbered
+    with db.unit_of_work() as s:
+        factories.account(s, "acme")
+    [first] = import_focus(db, "acme", [path], now=T0)
+    assert first.result.inserted == len(rows) + 1
+    new_ids = _focus_ids(db)
+    assert all(re.fullmatch(r"\d+:\d{10}:[0-9a-f]{32}(:2)?", i) for i in new_ids) and any(i.endswith(":2")
+                                                                                        for i in new_ids)
+    try:
+        _downgrade(db, "0009")
+        old_ids = _focus_ids(db)
+        assert all(re.fullmatch(r"\d+:[0-9a-f]{32}(:2)?", i) for i in old_ids)
+        assert sorted(o.split(":", 1)[1] for o in old_ids) == sorted(n.split(":", 2)[2] for n in new_ids)
+    finally:
+        upgrade(db)
+    assert _focus_ids(db) == new_ids
+    [again] = import_focus(db, "acme", [path], now=T0)
+    assert (again.result.inserted, again.result.updated, again.result.unchanged) == (0, 0, len(rows) + 1)
+
+
+def _focus_ids(db: Database) -> list[str]:
+    with db.engine.connect() as connection:
+        return list(connection.execute(text("SELECT external_id FROM usage_records WHERE source = 'focus' "
+                                            "ORDER BY id")).scalars())
 
 
 def _downgrade(db: Database, revision: str) -> None:

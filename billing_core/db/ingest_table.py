@@ -38,9 +38,7 @@ from billing_core.db.ingest import (
 )
 from billing_core.db.types import driver_value
 from billing_core.results import IngestResult
-from billing_core.usage_table import EPOCH, USAGE_TABLE, codes, distinct_rows
-
-_HOUR = 3_600_000_000  # microseconds
+from billing_core.usage_table import EPOCH, HOUR_MICROS, USAGE_TABLE, codes, distinct_rows
 
 
 def write_table(session: Session, source: str, table: pa.Table, *, fresh: bool = False) -> IngestResult:
@@ -62,7 +60,8 @@ def write_table(session: Session, source: str, table: pa.Table, *, fresh: bool =
         stored = pc.is_in(ids, pa.array([external_id for _source, external_id in existing], pa.string()))
         new = table.filter(pc.invert(stored))
         if new.num_rows:
-            # In key order: the unique index takes the rows page by page instead of at random (ids are digests).
+            # In key order: the unique index takes the rows page by page (FOCUS ids begin with their charge hour,
+            # `focus.id_hour`, so a batch's keys lie together near the index's end, not at random all over it).
             _insert(session, source, new.sort_by("external_id"))
             _count(deltas, zones, new)
         result = IngestResult(inserted=new.num_rows, unchanged=len(existing))
@@ -177,7 +176,7 @@ def _count(deltas: Deltas, zones: AccountZones, table: pa.Table) -> None:
     meter_names, unit_names = meter.dictionary.to_pylist(), unit.dictionary.to_pylist()
     meter_at, unit_at = codes(meter), codes(unit)
     quantity, cost = table.column("quantity").to_numpy(), table.column("cost").to_numpy()
-    hours = start // _HOUR
+    hours = start // HOUR_MICROS
     day_at, days = _local_days(zones, account, start)
     ids = [codes(table.column(n)) for n in ("account_id", "deployment_id", "provider_id")]
     for at, q, c, n in _groups([*ids, hours - hours.min(), meter_at], rows, quantity, cost):

@@ -24,9 +24,10 @@ The contract, as `billing-bot import focus` applies it:
   flattened: `SkuPriceDetails` → `sku.<Key>` (e.g. `by sku.ModelId`), `Tags` → `tag.<key>`.
 - **Attributes** (kept on the record, never rolled up: values nearly unique per row would cost one
   rollup row each): the other cost columns, resource_id and resource_name.
-- **Identity** (idempotent re-import, corrections replace). external_id = account id + a BLAKE2b digest
-  of the row's identity — BillingAccountId, BillingPeriodStart, ChargePeriodStart/End, ChargeCategory,
-  ChargeClass, ChargeFrequency, ChargeDescription, SubAccountId, ResourceId, ServiceName, SkuId,
+- **Identity** (idempotent re-import, corrections replace). external_id = account id, the UTC hour of the
+  charge start (`1:2026010113:…`: ids sort in time order) and a BLAKE2b digest of the row's identity —
+  BillingAccountId, BillingPeriodStart, ChargePeriodStart/End, ChargeCategory, ChargeClass,
+  ChargeFrequency, ChargeDescription, SubAccountId, ResourceId, ServiceName, SkuId,
   SkuPriceId, SkuMeter, PricingCategory, PricingUnit, RegionId, AvailabilityZone, CommitmentDiscountId,
   CommitmentDiscountStatus, CapacityReservationId, Tags (cells as written) and the provider — i.e.
   everything but the measures (costs, prices, quantities). Importing a file twice changes nothing; a
@@ -253,7 +254,7 @@ class FocusParser:
         return UsageIn(
             account_id=self.options.account_id, meter=what.meter, quantity=quantity, unit=unit, cost=cost,
             currency=self.currency, period_start=start, period_end=end, source=self.options.source,
-            external_id=self.external_id(self.identity_digest(self.identity(cells), what.provider)),
+            external_id=self.external_id(self.identity_digest(self.identity(cells), what.provider), id_hour(start)),
             deployment_id=what.deployment_id, provider_id=what.provider_id, dimensions=what.dimensions,
             attributes=self._attributes(cells),
         )
@@ -279,10 +280,11 @@ class FocusParser:
     def identity_digest(self, identity: tuple[str, ...], provider: str | None) -> bytes:
         return digest_of(identity_text(identity, provider))
 
-    def external_id(self, digest: bytes, occurrence: int | None = None) -> str:
-        """The stored id of a row by its identity digest; a repeat of an identity in the file gets `:2`, `:3`…"""
+    def external_id(self, digest: bytes, hour: str, occurrence: int | None = None) -> str:
+        """The stored id of a row by its identity digest and `id_hour`; a repeat of an identity in the file gets
+        `:2`, `:3`…"""
         n = self.occurrences.number(digest) if occurrence is None else occurrence
-        return f"{self.prefix}{digest.hex()}" + (f":{n}" if n > 1 else "")
+        return f"{self.prefix}{hour}:{digest.hex()}" + (f":{n}" if n > 1 else "")
 
     def check_currency(self, code: str) -> None:
         if code == self.currency or not code or code.upper() == self.currency:
@@ -346,6 +348,13 @@ def clean(raw: str) -> str:
 def identity_text(identity: tuple[str, ...], provider: str | None) -> bytes:
     """What a row's identity digest is taken of: its identity cells and its provider, separated by US."""
     return f"{SEPARATOR.join(identity)}{SEPARATOR}{provider or ''}".encode()
+
+
+def id_hour(start: datetime) -> str:
+    """The UTC hour of a row's charge start, as its id holds it (`2026010113`), before the digest: exports come in
+    time order, so a batch's ids land together at the end of the id index instead of at random places all over it
+    (which made every commit rewrite most of the index: a 1 M-row import wrote 40 % slower)."""
+    return start.astimezone(UTC).strftime("%Y%m%d%H")
 
 
 def digest_of(identity: bytes) -> bytes:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -39,8 +39,9 @@ from billing_core.sources.focus import (
     _RowError,
     clean,
     digest_of,
+    id_hour,
 )
-from billing_core.usage_table import EPOCH, INSTANT, TEXT, USAGE_TABLE, distinct_rows
+from billing_core.usage_table import EPOCH, HOUR_MICROS, INSTANT, TEXT, USAGE_TABLE, distinct_rows
 
 _DECIMAL = pa.decimal128(38, 18)  # any amount below MAX_AMOUNT with up to 18 decimals, exactly
 _MICRO_DECIMAL = pa.decimal128(38, 6)
@@ -137,7 +138,7 @@ class _Chunk:
         attributes = self._attributes()
         # Last, once every cell is known to be readable: numbering the ids counts repeats in the file, which a
         # chunk handed to the row parser must not have done already.
-        external_ids = self._external_ids([c.provider for c in categories], category_of)
+        external_ids = self._external_ids([c.provider for c in categories], category_of, start)
         columns: dict[str, pa.Array] = {
             "external_id": pa.array(external_ids, pa.string()),
             "account_id": pa.array(np.full(self.rows, p.options.account_id, dtype=np.int64)),
@@ -229,15 +230,19 @@ class _Chunk:
             raise _Unreadable from None
         return categories, inverse
 
-    def _external_ids(self, providers: list[str | None], category_of: np.ndarray[Any, Any]) -> list[str]:
-        """The rows' ids: a digest of their identity cells and provider, numbered on repeats (`FocusParser`)."""
+    def _external_ids(self, providers: list[str | None], category_of: np.ndarray[Any, Any],
+                      start: np.ndarray[Any, Any]) -> list[str]:
+        """The rows' ids: the hour of their start and a digest of their identity cells and provider, numbered on
+        repeats (`FocusParser.external_id`)."""
         p = self.parser
         provider_names = pa.array([provider or "" for provider in providers], pa.string()).take(pa.array(category_of))
         joined = pc.binary_join_element_wise(*(self._decoded(at) for at in p.identity_at), provider_names, SEPARATOR)
         digests = [digest_of(text) for text in joined.cast(pa.binary()).to_pylist()]
         numbers = p.occurrences.numbers(digests)
+        distinct, hour_of = np.unique(start // HOUR_MICROS, return_inverse=True)
+        hours = np.array([id_hour(EPOCH + timedelta(hours=int(h))) for h in distinct.tolist()], dtype=object)
         external_id = p.external_id
-        return [external_id(d, n) for d, n in zip(digests, numbers, strict=True)]
+        return [external_id(d, h, n) for d, h, n in zip(digests, hours[hour_of].tolist(), numbers, strict=True)]
 
     def _attributes(self) -> pa.Array:
         """Each row's attributes as JSON text, keys in the row parser's order, empty values left out."""
