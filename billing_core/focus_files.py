@@ -26,6 +26,7 @@ from decimal import Decimal
 from itertools import chain
 from typing import IO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -237,12 +238,12 @@ def _records_end(data: bytes) -> int:
     """Where the last whole record of `data` (which starts with a record) ends; 0 when none does.
 
     Where no line holds an odd number of quotes, no value spans lines, and every line break ends a record (the
-    common case, checked at C speed). Otherwise the csv module itself says where records end: a quote only
+    common case, checked with numpy). Otherwise the csv module itself says where records end: a quote only
     opens a value at the start of a field (`5" disk` is text), which counting quotes cannot tell."""
     end = data.rfind(b"\n") + 1
     if not end:
         return 0
-    if not any(line.count(b'"') % 2 for line in data[:end].split(b"\n")):
+    if not _odd_quotes_on_a_line(data, end):
         return end
     lines = data[:end].split(b"\n")[:-1]
     reader = csv.reader(chain((line.decode("latin-1") + "\n" for line in lines), [_SENTINEL]))
@@ -252,6 +253,14 @@ def _records_end(data: bytes) -> int:
             break  # this record ran into the sentinel: it does not end within `data`
         boundary = reader.line_num
     return sum(len(line) + 1 for line in lines[:boundary])
+
+
+def _odd_quotes_on_a_line(data: bytes, end: int) -> bool:
+    """Whether a line of `data[:end]` holds an odd number of quotes: then some line break comes after an odd
+    number of quotes from the start (the break of the first such line does)."""
+    text = np.frombuffer(data, dtype=np.uint8, count=end)
+    odd_so_far = np.logical_xor.accumulate(text == ord('"'))
+    return bool(np.any(odd_so_far & (text == ord("\n"))))
 
 
 _SENTINEL = "\x1e\n"  # a line after the data: a record still open at its end swallows it

@@ -343,8 +343,13 @@ def dimension_set_ids(session: Session, sets: Iterable[_Pairs]) -> dict[_Pairs, 
 
 
 def _set_digest(pairs: _Pairs) -> str:
-    """What identifies a dimension set: a digest of its sorted pairs (as migration 0009 computes it too)."""
-    return hashlib.blake2b(json.dumps(pairs, separators=(",", ":")).encode(), digest_size=16).hexdigest()
+    """What identifies a dimension set: a digest of its sorted pairs (as migration 0009 computes it too), cached:
+    every batch of a source asks again for the same few hundred sets."""
+    return _remembered(_SET_DIGESTS, pairs, lambda: hashlib.blake2b(json.dumps(pairs, separators=(",", ":")).encode(),
+                                                                     digest_size=16).hexdigest())
+
+
+_SET_DIGESTS: dict[_Pairs, str] = {}
 
 
 def _stored(session: Session, source: str, ids: list[str]) -> Iterable[Sequence[Any]]:
@@ -428,6 +433,7 @@ class Deltas:
         self.hourly: dict[tuple[Any, ...], list[Any]] = {}
         self.daily: dict[tuple[Any, ...], list[Any]] = {}
         self._dimension_sets: dict[tuple[Any, ...], list[int]] = {}  # → [quantity, cost, records]
+        self._dimensions: dict[tuple[Any, ...], list[Any]] = {}  # dimension buckets added already spread
         self._days: dict[tuple[int, datetime], tuple[datetime, date]] = {}
 
     def buckets(self, account: int, start: datetime) -> tuple[datetime, date]:
@@ -462,8 +468,13 @@ class Deltas:
         """Add to the group (account, local day, meter, unit, dimension pairs), spread over its dimensions later."""
         _gather(self._dimension_sets, key, qty, cost, records)
 
+    def dimension(self, key: tuple[Any, ...], unit: str, qty: int, cost: int, records: int) -> None:
+        """Add to the dimension bucket (account, local day, dimension key, dimension value, meter) directly, for
+        whoever spreads its groups itself (`ingest_table`, a column at a time)."""
+        _bump(self._dimensions, key, unit, qty, cost, records)
+
     def apply(self, session: Session) -> None:
-        dimension: dict[tuple[Any, ...], list[Any]] = {}
+        dimension = self._dimensions
         for (account, day, meter, unit, dims), (q, c, n) in self._dimension_sets.items():
             for dim_key, dim_value in dims:
                 _bump(dimension, (account, day, dim_key, dim_value, meter), unit, q, c, n)
@@ -513,7 +524,10 @@ def _upsert(session: Session, table: Table, key_cols: tuple[str, ...],
         f"records = {table.name}.records + excluded.records"
     )
     if sqlite:
-        connection.exec_driver_sql(sql, [tuple(driver_value(v, sqlite) for v in row) for row in rows])
+        # Only the second key column is an instant or a day (hour, day): converted once per distinct value.
+        buckets: dict[Any, Any] = {}
+        connection.exec_driver_sql(sql, [(row[0], buckets.get(row[1]) or buckets.setdefault(
+            row[1], driver_value(row[1], sqlite)), *row[2:]) for row in rows])
     else:
         # COPY the deltas into a scratch table, then one set-based upsert: no round trip per row.
         scratch = f"delta_{table.name}"

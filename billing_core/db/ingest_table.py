@@ -167,49 +167,73 @@ def _plain(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
 
 
 def _count(deltas: Deltas, zones: AccountZones, table: pa.Table) -> None:
-    """Add the new rows to the hourly, daily and dimension-set buckets, a bucket at a time."""
+    """Add the new rows to the hourly, daily and dimension buckets, a bucket at a time."""
     rows = table.num_rows
     start = table.column("period_start").combine_chunks().cast(pa.int64()).to_numpy()
     account, deployment, provider = (table.column(n).fill_null(0).to_numpy() for n in
                                      ("account_id", "deployment_id", "provider_id"))
-    meter, unit, dimensions = (table.column(n).combine_chunks() for n in ("meter", "unit", "dimensions"))
+    meter, unit = (table.column(n).combine_chunks() for n in ("meter", "unit"))
     meter_names, unit_names = meter.dictionary.to_pylist(), unit.dictionary.to_pylist()
     meter_at, unit_at = codes(meter), codes(unit)
-    quantity, cost = table.column("quantity").to_numpy(), table.column("cost").to_numpy()
+    measures = (table.column("quantity").to_numpy(), table.column("cost").to_numpy(), np.ones(rows, dtype=np.int64))
     hours = start // HOUR_MICROS
     day_at, days = _local_days(zones, account, start)
     ids = [codes(table.column(n)) for n in ("account_id", "deployment_id", "provider_id")]
-    for at, q, c, n in _groups([*ids, hours - hours.min(), meter_at], rows, quantity, cost):
+    last, (q, c, n) = _groups([*ids, hours - hours.min(), meter_at], measures)
+    for at, bq, bc, bn in zip(last.tolist(), q.tolist(), c.tolist(), n.tolist(), strict=True):
         deltas.hour((int(account[at]), EPOCH + timedelta(hours=int(hours[at])), int(deployment[at]),
-                     int(provider[at]), meter_names[meter_at[at]]), unit_names[unit_at[at]], q, c, n)
-    for at, q, c, n in _groups([*ids, day_at, meter_at], rows, quantity, cost):
+                     int(provider[at]), meter_names[meter_at[at]]), unit_names[unit_at[at]], bq, bc, bn)
+    last, (q, c, n) = _groups([*ids, day_at, meter_at], measures)
+    for at, bq, bc, bn in zip(last.tolist(), q.tolist(), c.tolist(), n.tolist(), strict=True):
         deltas.day((int(account[at]), days[day_at[at]], int(deployment[at]), int(provider[at]),
-                    meter_names[meter_at[at]]), unit_names[unit_at[at]], q, c, n)
-    dimension_at = codes(dimensions)
-    texts = dimensions.dictionary.to_pylist()
-    for at, q, c, n in _groups([ids[0], day_at, meter_at, unit_at, dimension_at], rows, quantity, cost):
-        pairs = stored_pairs(texts[dimension_at[at]])
-        if pairs:
-            deltas.dimension_set((int(account[at]), days[day_at[at]], meter_names[meter_at[at]],
-                                  unit_names[unit_at[at]], pairs), q, c, n)
+                    meter_names[meter_at[at]]), unit_names[unit_at[at]], bq, bc, bn)
+    _count_dimensions(deltas, table.column("dimensions").combine_chunks(), (account, ids[0], day_at, days, meter_at,
+                                                                           meter_names, unit_at, unit_names), measures)
 
 
-def _groups(keys: list[np.ndarray[Any, Any]], rows: int, quantity: np.ndarray[Any, Any],
-            cost: np.ndarray[Any, Any]) -> list[tuple[int, int, int, int]]:
-    """(last row, quantity, cost, rows) of each bucket of rows with equal keys, in the order of their last row.
+def _count_dimensions(deltas: Deltas, dimensions: pa.DictionaryArray, by: tuple[Any, ...],
+                      measures: tuple[np.ndarray[Any, Any], ...]) -> None:
+    """Add the rows to the buckets of each of their dimensions: rows are grouped per (account, day, meter, unit,
+    dimension set), each group spread over its set's pairs (one entry per group and pair), and the entries summed
+    per (account, day, pair, meter); a bucket's unit is that of its last group."""
+    account, account_at, day_at, days, meter_at, meter_names, unit_at, unit_names = by
+    last, sums = _groups([account_at, day_at, meter_at, unit_at, codes(dimensions)], measures)
+    pair_of: dict[tuple[str, str], int] = {}
+    set_pairs = [[pair_of.setdefault(pair, len(pair_of)) for pair in stored_pairs(text)]
+                 for text in dimensions.dictionary.to_pylist()]
+    sizes = np.array([len(pairs) for pairs in set_pairs], dtype=np.int64)
+    flat = np.array([code for pairs in set_pairs for code in pairs], dtype=np.int64)
+    group_set = codes(dimensions)[last]
+    group_size = sizes[group_set]
+    entry_group = np.repeat(np.arange(len(last)), group_size)  # entries in the order of their group's last row
+    within = np.arange(len(entry_group)) - np.repeat(np.cumsum(group_size) - group_size, group_size)
+    entry_pair = flat[np.repeat((np.cumsum(sizes) - sizes)[group_set], group_size) + within]
+    if not len(entry_group):
+        return
+    row = last[entry_group]
+    entry_last, (q, c, n) = _groups([account_at[row], day_at[row], entry_pair, meter_at[row]],
+                                    tuple(total[entry_group] for total in sums))
+    pairs = list(pair_of)
+    for at, bq, bc, bn in zip(entry_last.tolist(), q.tolist(), c.tolist(), n.tolist(), strict=True):
+        dim_key, dim_value = pairs[entry_pair[at]]
+        r = row[at]
+        deltas.dimension((int(account[r]), days[day_at[r]], dim_key, dim_value, meter_names[meter_at[r]]),
+                         unit_names[unit_at[r]], bq, bc, bn)
 
-    The last row stands for the bucket: its unit is the bucket's (a bucket's unit is that of its last row)."""
+
+def _groups(keys: list[np.ndarray[Any, Any]],
+            measures: tuple[np.ndarray[Any, Any], ...]) -> tuple[np.ndarray[Any, Any], list[np.ndarray[Any, Any]]]:
+    """The last row of each bucket of rows with equal keys, in the order of their last row, and the bucket's sum
+    of each measure in the same order. The last row stands for the bucket: its unit is the bucket's."""
+    rows = len(measures[0])
     _, bucket = distinct_rows(keys, rows)
     order = np.argsort(bucket, kind="stable")
     sorted_bucket = bucket[order]
     starts = np.flatnonzero(np.concatenate(([True], sorted_bucket[1:] != sorted_bucket[:-1])))
     ends = np.append(starts[1:], rows)
     last = order[ends - 1]
-    sums_q, sums_c = _sums(quantity[order], starts), _sums(cost[order], starts)
-    counts = ends - starts
     by_last = np.argsort(last)
-    return list(zip(last[by_last].tolist(), sums_q[by_last].tolist(), sums_c[by_last].tolist(),
-                    counts[by_last].tolist(), strict=True))
+    return last[by_last], [_sums(measure[order], starts)[by_last] for measure in measures]
 
 
 def _sums(values: np.ndarray[Any, Any], starts: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

@@ -46,6 +46,7 @@ from billing_core.usage_table import EPOCH, HOUR_MICROS, INSTANT, TEXT, USAGE_TA
 _DECIMAL = pa.decimal128(38, 18)  # any amount below MAX_AMOUNT with up to 18 decimals, exactly
 _MICRO_DECIMAL = pa.decimal128(38, 6)
 _NULL_SPELLINGS = pa.array(sorted(NULLS))
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
 class ColumnReader:
@@ -140,7 +141,7 @@ class _Chunk:
         # chunk handed to the row parser must not have done already.
         external_ids = self._external_ids([c.provider for c in categories], category_of, start)
         columns: dict[str, pa.Array] = {
-            "external_id": pa.array(external_ids, pa.string()),
+            "external_id": external_ids,
             "account_id": pa.array(np.full(self.rows, p.options.account_id, dtype=np.int64)),
             "deployment_id": _taken([c.deployment_id for c in categories], category_of, pa.int64()),
             "provider_id": _taken([c.provider_id for c in categories], category_of, pa.int64()),
@@ -220,29 +221,35 @@ class _Chunk:
                             *(i for i in (p.sub_id_at, p.sub_name_at) if i is not None)})
         combinations, inverse = _combinations([self._text(at)[0] for at in positions], self.rows)
         cells = [""] * p.width
+        values = [(at, self._text(at)[1]) for at in positions]
         categories = []
         try:
             for combination in combinations:
-                for at, index in zip(positions, combination, strict=True):
-                    cells[at] = self._text(at)[1][index]
+                for (at, texts), index in zip(values, combination, strict=True):
+                    cells[at] = texts[index]
                 categories.append(p.categories(cells))
         except _RowError:
             raise _Unreadable from None
         return categories, inverse
 
     def _external_ids(self, providers: list[str | None], category_of: np.ndarray[Any, Any],
-                      start: np.ndarray[Any, Any]) -> list[str]:
+                      start: np.ndarray[Any, Any]) -> pa.Array:
         """The rows' ids: the hour of their start and a digest of their identity cells and provider, numbered on
-        repeats (`FocusParser.external_id`)."""
+        repeats — `FocusParser.external_id`, a column at a time."""
         p = self.parser
         provider_names = pa.array([provider or "" for provider in providers], pa.string()).take(pa.array(category_of))
         joined = pc.binary_join_element_wise(*(self._decoded(at) for at in p.identity_at), provider_names, SEPARATOR)
         digests = [digest_of(text) for text in joined.cast(pa.binary()).to_pylist()]
-        numbers = p.occurrences.numbers(digests)
+        numbers = np.array(p.occurrences.numbers(digests))
         distinct, hour_of = np.unique(start // HOUR_MICROS, return_inverse=True)
-        hours = np.array([id_hour(EPOCH + timedelta(hours=int(h))) for h in distinct.tolist()], dtype=object)
-        external_id = p.external_id
-        return [external_id(d, h, n) for d, h, n in zip(digests, hours[hour_of].tolist(), numbers, strict=True)]
+        heads = pa.array([p.prefix + id_hour(EPOCH + timedelta(hours=h)) for h in distinct.tolist()], pa.string())
+        ids = pc.binary_join_element_wise(heads.take(pa.array(hour_of)), _hex(b"".join(digests), self.rows), ":")
+        repeats = numbers > 1
+        if not repeats.any():
+            return ids
+        suffixes = np.full(self.rows, "", dtype=object)
+        suffixes[repeats] = [f":{n}" for n in numbers[repeats].tolist()]
+        return pc.binary_join_element_wise(ids, pa.array(suffixes, pa.string()), "")
 
     def _attributes(self) -> pa.Array:
         """Each row's attributes as JSON text, keys in the row parser's order, empty values left out."""
@@ -320,3 +327,12 @@ def _epoch_micros(moment: datetime) -> int:
     delta = moment - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
+
+def _hex(digests: bytes, count: int) -> pa.Array:
+    """The hex text (`bytes.hex`) of each of `count` equal-sized digests laid end to end, as strings."""
+    raw = np.frombuffer(digests, dtype=np.uint8)
+    text = np.empty(raw.size * 2, dtype=np.uint8)
+    text[0::2], text[1::2] = _HEX_DIGITS[raw >> 4], _HEX_DIGITS[raw & 15]
+    width = text.size // count if count else 0
+    offsets = np.arange(0, width * count + 1, max(width, 1), dtype=np.int32)
+    return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(text))
