@@ -6,12 +6,12 @@ temporary directory, then:
 
 1. reads it without a database (`focus_files.focus_batches` alone: the reader's own ceiling), and
 2. imports it with `billing_core.imports.import_focus` (the same path as `billing-bot import focus`:
-   batches of 20 k rows, one transaction each, rollups included, each written on a writer thread while
-   the next is read) into SQLite and, when reachable, PostgreSQL (bench.core's URL, the local server;
+   batches of 20 k rows, one transaction each, rollups included, each written while a child process reads
+   the next) into SQLite and, when reachable, PostgreSQL (bench.core's URL, the local server;
    in a scratch schema dropped afterwards).
 
-Memory: the resident set is sampled after every batch; "RSS first batch" vs "RSS peak" shows whether
-it stays flat as the file goes by (it must not grow with the file).
+Memory: the resident set of the importer and its reader process together is sampled after every batch; "RSS
+first batch" vs "RSS peak" shows whether it stays flat as the file goes by (it must not grow with the file).
 
     python -m bench.focus [--rows 1000000] [--rows 5000000] [--only sqlite|postgresql] [--parquet]
 """
@@ -126,9 +126,27 @@ def to_parquet(path: Path) -> Path:
 
 
 def rss_mb() -> float:
-    """Current resident set (Linux /proc), in MB."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    """Current resident set of this process and its children (the import's reader process), in MB (Linux /proc)."""
+    pages = 0
+    for pid in (os.getpid(), *_children()):
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                pages += int(f.read().split()[1])
+        except OSError:  # the child ended meanwhile
+            continue
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def _children() -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():  # the field after the state is the parent's pid
+            found.append(int(stat.parent.name))
+    return found
 
 
 def parse_only(path: Path) -> tuple[float, int]:
@@ -215,7 +233,8 @@ def main() -> None:
     for f in figures:
         print(f"| {f.database} | {f.rows:,} | {f.file_mb:,.0f} MB | {f.rows_per_s:,.0f} | {f.rss_first_mb:,.0f} MB "
               f"| {f.rss_peak_mb:,.0f} MB |")
-    print(f"\nprocess peak RSS (getrusage): {peak:,.0f} MB")
+    print(f"\nprocess peak RSS (getrusage): {peak:,.0f} MB; largest reader process: "
+          f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e3:,.0f} MB")
 
 
 if __name__ == "__main__":

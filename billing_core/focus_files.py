@@ -10,6 +10,9 @@ parser of the file, so ids and numbering do not depend on how a chunk was read. 
 
 The chunks' rows are then joined and cut into batches of exactly `batch_rows` rows (the import writes one batch
 per transaction). Memory holds a chunk and a batch or two, whatever the size of the file.
+
+`focus_batches_apart` reads a file in a child process, so the importer's process is left to write: reading and
+writing each take most of a core, and in one process they would share one interpreter lock.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ import codecs
 import csv
 import gc
 import io
+import multiprocessing
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import chain
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import IO
 
 import numpy as np
@@ -68,6 +74,74 @@ def focus_batches(raw: IO[bytes], options: FocusOptions, resolve: Resolver, *, b
             gc.collect(1)  # a batch makes no cycles; the young generations are swept after each
     if held:
         yield _batch(pa.concat_tables(pending))
+
+
+def focus_batches_apart(path: Path, options: FocusOptions, resolve: Resolver, *, batch_rows: int,
+                        chunk_bytes: int = CHUNK_BYTES) -> Iterator[Batch | Piece]:
+    """`focus_batches` of the file at `path`, read in a child process while the caller writes what it yields.
+
+    The child asks this process for provider and deployment ids (`resolve`: only the caller's process touches
+    the database), and runs at most a batch ahead (the pipe holds one). An exception in the child is raised
+    here; when the caller stops early or fails, the child is stopped. The child is forked: it starts in
+    milliseconds with pyarrow already loaded, where a fresh interpreter would import it again for half a second.
+    """
+    ours, theirs = multiprocessing.Pipe()
+    child = multiprocessing.get_context("fork").Process(
+        target=_read_in_child, args=(theirs, path, options, batch_rows, chunk_bytes), name="focus-reader",
+        daemon=True)
+    child.start()
+    theirs.close()
+    try:
+        while True:
+            try:
+                kind, payload = ours.recv()
+            except EOFError:
+                child.join()
+                raise RuntimeError(f"the process reading {path.name} ended without a word "
+                                   f"(exit code {child.exitcode})") from None
+            if kind == "resolve":
+                ours.send(resolve(*payload))
+            elif kind == "item":
+                yield payload
+            elif kind == "failed":
+                raise payload
+            else:
+                break
+        child.join()
+    finally:
+        ours.close()
+        if child.is_alive():
+            child.terminate()
+            child.join()
+
+
+def _read_in_child(conn: Connection, path: Path, options: FocusOptions, batch_rows: int, chunk_bytes: int) -> None:
+    """The child's side of `focus_batches_apart`: each batch and piece sent as it is read (a piece without its
+    table: the batch carries its rows), then "done", or the exception that stopped the reading."""
+    known: dict[tuple[str | None, str | None, str | None], tuple[int | None, int | None]] = {}
+
+    def resolve(provider: str | None, sub_id: str | None, sub_name: str | None) -> tuple[int | None, int | None]:
+        """Asked of the parent once per names (a chunk asks again for every name in it; the parent is busy
+        writing)."""
+        key = (provider, sub_id, sub_name)
+        if key not in known:
+            conn.send(("resolve", key))
+            known[key] = conn.recv()
+        return known[key]
+
+    try:
+        with path.open("rb") as raw:
+            for item in focus_batches(raw, options, resolve, batch_rows=batch_rows, chunk_bytes=chunk_bytes):
+                conn.send(("item", item if isinstance(item, Batch) else replace(item, table=None)))
+    except Exception as exc:  # whatever stopped the reading is the parent's to raise
+        try:
+            conn.send(("failed", exc))
+        except Exception:  # an exception that does not pickle: its type and message, then
+            conn.send(("failed", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    else:
+        conn.send(("done", None))
+    finally:
+        conn.close()
 
 
 @dataclass

@@ -10,9 +10,10 @@ write path: one transaction, invoices before payments, one savepoint per object 
 the others in place), and an audit entry per file or API fetch.
 
 A FOCUS file is read into batches of usage tables by `billing_core.focus_files` (column-wise, a chunk at a
-time) and each batch is written by `ingest_table.write_table` on a writer thread while the next is read
-(`ingest.in_turn`): the database's work and the reading overlap on two cores. Provider and sub-account names
-are resolved to ids as the reader meets them (`_Resolver`, cached). pyarrow is loaded by a FOCUS import only.
+time) in a child process (`focus_batches_apart`), and each batch is written here by `ingest_table.write_table`
+while the child reads the next: reading and writing each take most of a core, and threads of one process would
+share its interpreter lock. Provider and sub-account names are resolved to ids here, as the reader meets them
+(`_Resolver`, cached): only this process touches the database. pyarrow is loaded by a FOCUS import only.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import IO
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -35,7 +35,6 @@ from billing_core.db.audit import record
 from billing_core.db.engine import Database
 from billing_core.db.ingest import (
     cyclic_gc_paused,
-    in_turn,
     upsert_invoice,
     upsert_payment,
 )
@@ -120,10 +119,10 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
     # in the file): its batches need not be looked up first.
     fresh = not _has_usage(db, options.account_id, options.source)
 
-    def batches(raw: IO[bytes]) -> Iterator[focus_files.Batch]:
+    def batches() -> Iterator[focus_files.Batch]:
         nonlocal read_bytes
-        for item in focus_files.focus_batches(raw, options, resolver, batch_rows=batch_rows,
-                                              chunk_bytes=chunk_bytes or focus_files.CHUNK_BYTES):
+        for item in focus_files.focus_batches_apart(path, options, resolver, batch_rows=batch_rows,
+                                                    chunk_bytes=chunk_bytes or focus_files.CHUNK_BYTES):
             if isinstance(item, focus_files.Piece):
                 report.rows += item.rows
                 report.cost += item.cost
@@ -140,9 +139,9 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
             result = write_table(session, options.source, batch.table, fresh=fresh)
         return _Written(result, batch.first_start.astimezone(tz).date(), batch.last_start.astimezone(tz).date())
 
-    with path.open("rb") as raw, cyclic_gc_paused():  # one batch is written while the next is read (in_turn)
-        for written in in_turn(batches(raw), write):
-            report.count(written)
+    with cyclic_gc_paused():  # a batch is written while the child process reads the next
+        for batch in batches():
+            report.count(write(batch))
     if progress:
         progress(path.name, report.rows + report.rejected, size, size)
     return report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import os
 import random
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from billing_core.db.ingest import stored_rows
 from billing_core.db.ingest_table import rows_table, table_rows
-from billing_core.focus_files import Batch, focus_batches
+from billing_core.focus_files import Batch, Piece, focus_batches, focus_batches_apart
 from billing_core.sources.focus import FocusOptions, FocusParser, Rejection, _Occurrences, focus_parser, read_focus
 from billing_core.sources.focus_columns import ColumnReader
 
@@ -137,3 +138,55 @@ def test_a_stray_quote_in_a_plain_value_does_not_move_where_records_end(tmp_path
     expected = _by_rows(path)
     assert len(expected) == 12
     assert _by_chunks(path, chunk_bytes) == expected
+
+
+def test_a_file_read_in_a_child_process_gives_what_it_gives_read_here(tmp_path: Path) -> None:
+    """`focus_batches_apart`: the same batches, pieces and rejections; the child asks for each name's ids once."""
+    path = tmp_path / "export.csv"
+    header, rows = _sample_rows()
+    _write_csv(path, header, [*rows, ["not", "enough", "fields"], *rows])
+    asked: list[tuple[str | None, str | None, str | None]] = []
+
+    def resolve(provider: str | None, sub_id: str | None, sub_name: str | None) -> tuple[int | None, int | None]:
+        asked.append((provider, sub_id, sub_name))
+        return _resolve(provider, sub_id, sub_name)
+
+    options = FocusOptions(account_id=3, currency="USD")
+    apart = list(focus_batches_apart(path, options, resolve, batch_rows=5, chunk_bytes=300))
+    with path.open("rb") as raw:
+        here = list(focus_batches(raw, options, _resolve, batch_rows=5, chunk_bytes=300))
+    assert [_described(item) for item in apart] == [_described(item) for item in here]
+    assert any(isinstance(item, Piece) and item.rejections for item in apart)
+    assert asked and len(asked) == len(set(asked))
+    assert multiprocessing.active_children() == []
+
+
+def test_what_stops_the_child_is_raised_here_and_a_reader_left_early_is_stopped(tmp_path: Path) -> None:
+    options = FocusOptions(account_id=3, currency="USD")
+    with pytest.raises(FileNotFoundError):
+        list(focus_batches_apart(tmp_path / "missing.csv", options, _resolve, batch_rows=5))
+    path = tmp_path / "export.csv"
+    header, rows = _sample_rows()
+    _write_csv(path, header, rows * 50)
+    batches = focus_batches_apart(path, options, _resolve, batch_rows=5, chunk_bytes=300)
+    next(batches)
+    assert len(multiprocessing.active_children()) == 1
+    batches.close()  # what a failed write does to the generator
+    assert multiprocessing.active_children() == []
+
+
+def _sample_rows() -> tuple[list[str], list[list[str]]]:
+    with SAMPLES[0].open(encoding="utf-8-sig", newline="") as f:
+        header, *rows = [r for r in csv.reader(f) if r]
+    return header, rows
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+
+
+def _described(item: Batch | Piece) -> tuple[object, ...]:
+    if isinstance(item, Batch):
+        return "batch", item.table.to_pylist(), item.first_start, item.last_start
+    return "piece", item.rows, item.cost, [(r.line, r.column, r.reason) for r in item.rejections], item.read_bytes
