@@ -163,7 +163,15 @@ def _shared(values: list[Any], indices: pa.Array) -> list[Any]:
 
 
 def _plain(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    return column.cast(pa.string()) if pa.types.is_dictionary(column.type) else column
+    """A column as COPY reads it from Arrow's CSV: dictionaries decoded, instants as ISO 8601 text made once per
+    distinct instant (Arrow's own formatting of instants took two thirds of writing the CSV)."""
+    if pa.types.is_dictionary(column.type):
+        return column.cast(pa.string())
+    if pa.types.is_timestamp(column.type):
+        instants = pc.dictionary_encode(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
+        texts = pa.array([moment.isoformat() for moment in instants.dictionary.to_pylist()], pa.string())
+        return texts.take(instants.indices)
+    return column
 
 
 def _count(deltas: Deltas, zones: AccountZones, table: pa.Table) -> None:
