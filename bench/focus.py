@@ -10,8 +10,9 @@ temporary directory, then:
    the next) into SQLite and, when reachable, PostgreSQL (bench.core's URL, the local server;
    in a scratch schema dropped afterwards).
 
-Memory: the resident set of the importer and its reader process together is sampled after every batch; "RSS
-first batch" vs "RSS peak" shows whether it stays flat as the file goes by (it must not grow with the file).
+Memory: the proportional set (PSS: resident pages, a page shared by the two processes counted once) of the
+importer and its reader process together, sampled after every batch; "RSS first batch" vs "RSS peak" shows
+whether it stays flat as the file goes by (it must not grow with the file).
 
     python -m bench.focus [--rows 1000000] [--rows 5000000] [--only sqlite|postgresql] [--parquet]
 """
@@ -126,15 +127,16 @@ def to_parquet(path: Path) -> Path:
 
 
 def rss_mb() -> float:
-    """Current resident set of this process and its children (the import's reader process), in MB (Linux /proc)."""
-    pages = 0
+    """Memory of this process and its children (the import's reader process), in MB: the sum of their proportional
+    sets (Linux /proc), so that pages a forked child still shares with its parent count once, not twice."""
+    kilobytes = 0
     for pid in (os.getpid(), *_children()):
         try:
-            with open(f"/proc/{pid}/statm") as f:
-                pages += int(f.read().split()[1])
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                kilobytes += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
         except OSError:  # the child ended meanwhile
             continue
-    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+    return kilobytes / 1e3
 
 
 def _children() -> list[int]:

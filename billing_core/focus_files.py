@@ -22,6 +22,8 @@ import csv
 import gc
 import io
 import multiprocessing
+import signal
+import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -86,6 +88,8 @@ def focus_batches_apart(path: Path, options: FocusOptions, resolve: Resolver, *,
     milliseconds with pyarrow already loaded, where a fresh interpreter would import it again for half a second.
     """
     ours, theirs = multiprocessing.Pipe()
+    for stream in (sys.stdout, sys.stderr):  # the child flushes its copy of what is buffered when it ends
+        stream.flush()
     child = multiprocessing.get_context("fork").Process(
         target=_read_in_child, args=(theirs, path, options, batch_rows, chunk_bytes), name="focus-reader",
         daemon=True)
@@ -118,6 +122,7 @@ def focus_batches_apart(path: Path, options: FocusOptions, resolve: Resolver, *,
 def _read_in_child(conn: Connection, path: Path, options: FocusOptions, batch_rows: int, chunk_bytes: int) -> None:
     """The child's side of `focus_batches_apart`: each batch and piece sent as it is read (a piece without its
     table: the batch carries its rows), then "done", or the exception that stopped the reading."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the child
     known: dict[tuple[str | None, str | None, str | None], tuple[int | None, int | None]] = {}
 
     def resolve(provider: str | None, sub_id: str | None, sub_name: str | None) -> tuple[int | None, int | None]:
