@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HOUR_MICROS = 3_600_000_000
@@ -55,3 +56,12 @@ def codes(column: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, Any]:
         array = array.fill_null(-1)
     values = np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.int64)
     return values - values.min() if len(values) else values
+
+
+def as_strings(array: pa.Array) -> pa.Array:
+    """`pc.cast(array, pa.string())`, instants cast once per distinct instant: Arrow formats each instant in its
+    time zone slowly (a column of 20 k instants took 21 ms, its few distinct ones 0.2 ms)."""
+    if not pa.types.is_timestamp(array.type):
+        return pc.cast(array, pa.string())
+    instants = pc.dictionary_encode(array)
+    return pc.cast(instants.dictionary, pa.string()).take(instants.indices)

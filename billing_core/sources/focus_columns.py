@@ -41,7 +41,7 @@ from billing_core.sources.focus import (
     digest_of,
     id_hour,
 )
-from billing_core.usage_table import EPOCH, HOUR_MICROS, INSTANT, TEXT, USAGE_TABLE, distinct_rows
+from billing_core.usage_table import EPOCH, HOUR_MICROS, INSTANT, TEXT, USAGE_TABLE, as_strings, distinct_rows
 
 _DECIMAL = pa.decimal128(38, 18)  # any amount below MAX_AMOUNT with up to 18 decimals, exactly
 _MICRO_DECIMAL = pa.decimal128(38, 6)
@@ -112,7 +112,7 @@ def as_text(column: pa.Array | pa.ChunkedArray) -> pa.Array:
         return pa.array([json.dumps(v) if v is not None else "" for v in array.to_pylist()], pa.string())
     if pa.types.is_dictionary(kind):
         array = array.dictionary_decode()
-    text = array if pa.types.is_string(array.type) else pc.cast(array, pa.string())
+    text = array if pa.types.is_string(array.type) else as_strings(array)
     return text.fill_null("")
 
 
