@@ -110,7 +110,7 @@ def import_focus(db: Database, account_ref: str | int, paths: Sequence[Path], *,
 def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver: _Resolver, tz: ZoneInfo,
                        batch_rows: int, progress: Progress | None, chunk_bytes: int | None) -> FileReport:
     from billing_core import focus_files  # pyarrow: loaded by file imports only, not by the bot's processes
-    from billing_core.db.ingest_table import write_table
+    from billing_core.db.ingest_table import SetIds, write_table
 
     report = FileReport(str(path))
     size = path.stat().st_size
@@ -118,6 +118,7 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
     # An account with no FOCUS rows stored yet has none of this file's ids (each is the account's, and unique
     # in the file): its batches need not be looked up first.
     fresh = not _has_usage(db, options.account_id, options.source)
+    set_ids: SetIds = {}  # dimension set ids, from batch to batch (a failed batch ends the import)
 
     def batches() -> Iterator[focus_files.Batch]:
         nonlocal read_bytes
@@ -136,7 +137,7 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
 
     def write(batch: focus_files.Batch) -> _Written:
         with db.unit_of_work() as session:
-            result = write_table(session, options.source, batch.table, fresh=fresh)
+            result = write_table(session, options.source, batch.table, fresh=fresh, set_ids=set_ids)
         return _Written(result, batch.first_start.astimezone(tz).date(), batch.last_start.astimezone(tz).date())
 
     with cyclic_gc_paused():  # a batch is written while the child process reads the next

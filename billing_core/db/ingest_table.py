@@ -40,10 +40,18 @@ from billing_core.db.types import driver_value
 from billing_core.results import IngestResult
 from billing_core.usage_table import EPOCH, HOUR_MICROS, USAGE_TABLE, as_strings, codes, distinct_rows
 
+#: Dimension set ids by their sorted pairs (`ingest.dimension_set_ids`).
+SetIds = dict[tuple[tuple[str, str], ...], int]
 
-def write_table(session: Session, source: str, table: pa.Table, *, fresh: bool = False) -> IngestResult:
+
+def write_table(session: Session, source: str, table: pa.Table, *, fresh: bool = False,
+                set_ids: SetIds | None = None) -> IngestResult:
     """Upsert the table's rows (keys unique within it) by (source, external_id) and move the rollups, in the
-    session's transaction. `fresh`: the caller knows that none of the keys is stored (no lookup first)."""
+    session's transaction. `fresh`: the caller knows that none of the keys is stored (no lookup first).
+
+    `set_ids`: dimension set ids the caller keeps from one table to the next of an import, filled here (asking
+    for a batch's thousand sets again cost a tenth of a PostgreSQL import). A set stored by a transaction that
+    then fails is gone: after a failed table the caller must drop what it kept (an import stops there)."""
     if not table.num_rows:
         return IngestResult()
     table = table.unify_dictionaries().combine_chunks()
@@ -62,7 +70,7 @@ def write_table(session: Session, source: str, table: pa.Table, *, fresh: bool =
         if new.num_rows:
             # In key order: the unique index takes the rows page by page (FOCUS ids begin with their charge hour,
             # `focus.id_hour`, so a batch's keys lie together near the index's end, not at random all over it).
-            _insert(session, source, new.sort_by("external_id"))
+            _insert(session, source, new.sort_by("external_id"), {} if set_ids is None else set_ids)
             _count(deltas, zones, new)
         result = IngestResult(inserted=new.num_rows, unchanged=len(existing))
     deltas.apply(session)
@@ -123,9 +131,9 @@ def _references(table: pa.Table) -> list[tuple[str, int, int | None, int | None]
                     strict=True))
 
 
-def _insert(session: Session, source: str, table: pa.Table) -> None:
+def _insert(session: Session, source: str, table: pa.Table, set_ids: SetIds) -> None:
     columns = [pa.array([source] * table.num_rows, pa.string()),
-               *(_set_ids(session, table.column(name)) if name == "dimensions" else table.column(name)
+               *(_set_ids(session, table.column(name), set_ids) if name == "dimensions" else table.column(name)
                  for name in USAGE_TABLE.names)]
     connection = session.connection()
     if connection.dialect.name == "sqlite":
@@ -140,12 +148,15 @@ def _insert(session: Session, source: str, table: pa.Table) -> None:
     copy_text(session, "usage_records", USAGE_COLUMNS, buffer.getvalue())
 
 
-def _set_ids(session: Session, dimensions: pa.ChunkedArray) -> pa.Array:
-    """Each row's dimension set id (`ingest.dimension_set_ids`), from the table's JSON texts of the sets."""
+def _set_ids(session: Session, dimensions: pa.ChunkedArray, known: SetIds) -> pa.Array:
+    """Each row's dimension set id (`ingest.dimension_set_ids` of the sets not `known` yet), from the table's JSON
+    texts of the sets."""
     array = dimensions.combine_chunks()
     pairs = [stored_pairs(text) for text in array.dictionary.to_pylist()]
-    ids = dimension_set_ids(session, pairs)
-    return pa.array([ids[p] for p in pairs], pa.int64()).take(array.indices)
+    unknown = [p for p in pairs if p not in known]
+    if unknown:
+        known.update(dimension_set_ids(session, unknown))
+    return pa.array([known[p] for p in pairs], pa.int64()).take(array.indices)
 
 
 def _driver_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
