@@ -22,6 +22,7 @@ import csv
 import gc
 import io
 import multiprocessing
+import pickle
 import signal
 import sys
 import zlib
@@ -38,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+import pyarrow.ipc
 import pyarrow.parquet as pq
 
 from billing_core.db.ingest import stored_rows
@@ -91,7 +93,7 @@ def focus_batches_apart(path: Path, options: FocusOptions, resolve: Resolver, *,
     for stream in (sys.stdout, sys.stderr):  # the child flushes its copy of what is buffered when it ends
         stream.flush()
     child = multiprocessing.get_context("fork").Process(
-        target=_read_in_child, args=(theirs, path, options, batch_rows, chunk_bytes), name="focus-reader",
+        target=_read_in_child, args=(theirs, ours, path, options, batch_rows, chunk_bytes), name="focus-reader",
         daemon=True)
     child.start()
     theirs.close()
@@ -105,7 +107,10 @@ def focus_batches_apart(path: Path, options: FocusOptions, resolve: Resolver, *,
                                    f"(exit code {child.exitcode})") from None
             if kind == "resolve":
                 ours.send(resolve(*payload))
-            elif kind == "item":
+            elif kind == "batch":
+                table, first_start, last_start = payload
+                yield Batch(pa.ipc.open_stream(table).read_all(), first_start, last_start)
+            elif kind == "piece":
                 yield payload
             elif kind == "failed":
                 raise payload
@@ -119,9 +124,12 @@ def focus_batches_apart(path: Path, options: FocusOptions, resolve: Resolver, *,
             child.join()
 
 
-def _read_in_child(conn: Connection, path: Path, options: FocusOptions, batch_rows: int, chunk_bytes: int) -> None:
-    """The child's side of `focus_batches_apart`: each batch and piece sent as it is read (a piece without its
-    table: the batch carries its rows), then "done", or the exception that stopped the reading."""
+def _read_in_child(conn: Connection, parents_end: Connection, path: Path, options: FocusOptions, batch_rows: int,
+                   chunk_bytes: int) -> None:
+    """The child's side of `focus_batches_apart`: each batch and piece sent as it is read, then "done", or the
+    exception that stopped the reading. A batch goes as an Arrow IPC stream of its own rows (pickling a slice
+    would send the whole table it was cut from); a piece goes without its table (the batch carries its rows)."""
+    parents_end.close()  # else a parent killed outright leaves the pipe open, and this child waiting on it forever
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the child
     known: dict[tuple[str | None, str | None, str | None], tuple[int | None, int | None]] = {}
 
@@ -137,16 +145,35 @@ def _read_in_child(conn: Connection, path: Path, options: FocusOptions, batch_ro
     try:
         with path.open("rb") as raw:
             for item in focus_batches(raw, options, resolve, batch_rows=batch_rows, chunk_bytes=chunk_bytes):
-                conn.send(("item", item if isinstance(item, Batch) else replace(item, table=None)))
+                if isinstance(item, Batch):
+                    conn.send(("batch", (_ipc_bytes(item.table), item.first_start, item.last_start)))
+                else:
+                    conn.send(("piece", replace(item, table=None)))
     except Exception as exc:  # whatever stopped the reading is the parent's to raise
-        try:
-            conn.send(("failed", exc))
-        except Exception:  # an exception that does not pickle: its type and message, then
-            conn.send(("failed", RuntimeError(f"{type(exc).__name__}: {exc}")))
+        conn.send(("failed", _sendable(exc)))
     else:
         conn.send(("done", None))
     finally:
         conn.close()
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    """The table's own rows (one chunk, one dictionary per column) as an Arrow IPC stream."""
+    table = table.unify_dictionaries().combine_chunks()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
+
+
+def _sendable(exc: Exception) -> Exception:
+    """The exception itself if the parent can rebuild it from a pickle, else a RuntimeError naming it."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # e.g. an __init__ whose arguments are not the exception's args
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
 
 
 @dataclass

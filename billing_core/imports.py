@@ -18,6 +18,7 @@ share its interpreter lock. Provider and sub-account names are resolved to ids h
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
@@ -143,6 +144,7 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
     with cyclic_gc_paused():  # a batch is written while the child process reads the next
         for batch in batches():
             report.count(write(batch))
+            gc.collect(1)  # the young generations, swept after each batch (`cyclic_gc_paused`)
     if progress:
         progress(path.name, report.rows + report.rejected, size, size)
     return report

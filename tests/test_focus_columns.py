@@ -7,6 +7,10 @@ import json
 import multiprocessing
 import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -195,3 +199,38 @@ def _described(item: Batch | Piece) -> tuple[object, ...]:
     if isinstance(item, Batch):
         return "batch", item.table.to_pylist(), item.first_start, item.last_start
     return "piece", item.rows, item.cost, [(r.line, r.column, r.reason) for r in item.rejections], item.read_bytes
+
+
+def test_a_reader_whose_importer_is_killed_outright_ends_too(tmp_path: Path) -> None:
+    """An importer killed by SIGKILL (the OOM killer, `kill -9`) runs no cleanup: its reader must still end."""
+    path = tmp_path / "export.csv"
+    header, rows = _sample_rows()
+    _write_csv(path, header, rows * 400)
+    script = f"""
+import multiprocessing, os, signal
+from pathlib import Path
+from billing_core.focus_files import focus_batches_apart
+from billing_core.sources.focus import FocusOptions
+batches = focus_batches_apart(Path({str(path)!r}), FocusOptions(account_id=3, currency="USD"),
+                              lambda *names: (None, None), batch_rows=5, chunk_bytes=300)
+next(batches)
+[reader] = [p for p in multiprocessing.active_children() if p.name == "focus-reader"]
+print(reader.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    reader = int(killed.stdout)
+    deadline = time.monotonic() + 20
+    while _running(reader) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(reader)
+
+
+def _running(pid: int) -> bool:
+    """Whether the process runs (a zombie has ended: it only waits for init to reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"

@@ -81,6 +81,10 @@ def test_stored_focus_ids_take_the_importers_new_shape_and_back(db: Database, tm
     sample = Path(__file__).parent / "data" / "focus" / "saas_examples__spend_agreements__saas_spend_agreements_b2.csv"
     with sample.open(encoding="utf-8-sig", newline="") as f:
         header, *rows = [r for r in csv.reader(f) if r]
+    ancient = list(rows[1])  # a charge in a year before 1000: its hour is still 10 digits, as SQL writes it
+    ancient[header.index("ChargePeriodStart")], ancient[header.index("ChargePeriodEnd")] = (
+        "0999-06-01T10:00:00Z", "0999-06-01T11:00:00Z")
+    rows.append(ancient)
     path = tmp_path / "export.csv"
     with path.open("w", newline="") as f:
         csv.writer(f).writerows([header, *rows, rows[0]])  # the first row twice: its repeat is numbered
@@ -91,6 +95,7 @@ def test_stored_focus_ids_take_the_importers_new_shape_and_back(db: Database, tm
     new_ids = _focus_ids(db)
     assert all(re.fullmatch(r"\d+:\d{10}:[0-9a-f]{32}(:2)?", i) for i in new_ids) and any(i.endswith(":2")
                                                                                         for i in new_ids)
+    assert any(":0999060110:" in i for i in new_ids)
     try:
         _downgrade(db, "0009")
         old_ids = _focus_ids(db)
