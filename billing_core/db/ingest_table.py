@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -70,8 +71,8 @@ def write_table(session: Session, source: str, table: pa.Table, *, fresh: bool =
         if new.num_rows:
             # In key order: the unique index takes the rows page by page (FOCUS ids begin with their charge hour,
             # `focus.id_hour`, so a batch's keys lie together near the index's end, not at random all over it).
-            _insert(session, source, new.sort_by("external_id"), {} if set_ids is None else set_ids)
-            _count(deltas, zones, new)
+            _insert(session, source, new.sort_by("external_id"), {} if set_ids is None else set_ids,
+                    meanwhile=lambda: _count(deltas, zones, new))
         result = IngestResult(inserted=new.num_rows, unchanged=len(existing))
     deltas.apply(session)
     return result
@@ -131,7 +132,8 @@ def _references(table: pa.Table) -> list[tuple[str, int, int | None, int | None]
                     strict=True))
 
 
-def _insert(session: Session, source: str, table: pa.Table, set_ids: SetIds) -> None:
+def _insert(session: Session, source: str, table: pa.Table, set_ids: SetIds, meanwhile: Callable[[], None]) -> None:
+    """Insert the rows, calling `meanwhile()` (work that needs no database) while PostgreSQL takes them."""
     columns = [pa.array([source] * table.num_rows, pa.string()),
                *(_set_ids(session, table.column(name), set_ids) if name == "dimensions" else table.column(name)
                  for name in USAGE_TABLE.names)]
@@ -140,12 +142,19 @@ def _insert(session: Session, source: str, table: pa.Table, set_ids: SetIds) -> 
         marks = ", ".join("?" * len(USAGE_COLUMNS))
         connection.exec_driver_sql(f"INSERT INTO usage_records ({', '.join(USAGE_COLUMNS)}) VALUES ({marks})",
                                    list(zip(*(_driver_values(c) for c in columns), strict=True)))
+        meanwhile()  # (SQLite steps its B-trees a row at a time, taking the interpreter lock back for each)
         return
-    # COPY the table as Arrow writes it in CSV: strings quoted (an empty one stays empty), nulls bare (NULL).
-    plain = pa.table([_plain(c) for c in columns], names=list(USAGE_COLUMNS))
+    with ThreadPoolExecutor(1, thread_name_prefix="copy") as database:  # Arrow and the driver release the lock
+        copied = database.submit(_copy_table, session, pa.table([_plain(c) for c in columns], names=USAGE_COLUMNS))
+        meanwhile()
+        copied.result()
+
+
+def _copy_table(session: Session, table: pa.Table) -> None:
+    """COPY the table as Arrow writes it in CSV: strings quoted (an empty one stays empty), nulls bare (NULL)."""
     buffer = io.BytesIO()
-    pa_csv.write_csv(plain, buffer, pa_csv.WriteOptions(include_header=False))
-    copy_text(session, "usage_records", USAGE_COLUMNS, buffer.getvalue())
+    pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
+    copy_text(session, "usage_records", table.column_names, buffer.getvalue())
 
 
 def _set_ids(session: Session, dimensions: pa.ChunkedArray, known: SetIds) -> pa.Array:
