@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import gc
 import io
 import multiprocessing
@@ -131,16 +132,12 @@ def _read_in_child(conn: Connection, parents_end: Connection, path: Path, option
     would send the whole table it was cut from); a piece goes without its table (the batch carries its rows)."""
     parents_end.close()  # else a parent killed outright leaves the pipe open, and this child waiting on it forever
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the child
-    known: dict[tuple[str | None, str | None, str | None], tuple[int | None, int | None]] = {}
 
+    @functools.cache  # asked of the parent once per names: a chunk asks again for each, and the parent is writing
     def resolve(provider: str | None, sub_id: str | None, sub_name: str | None) -> tuple[int | None, int | None]:
-        """Asked of the parent once per names (a chunk asks again for every name in it; the parent is busy
-        writing)."""
-        key = (provider, sub_id, sub_name)
-        if key not in known:
-            conn.send(("resolve", key))
-            known[key] = conn.recv()
-        return known[key]
+        conn.send(("resolve", (provider, sub_id, sub_name)))
+        found: tuple[int | None, int | None] = conn.recv()
+        return found
 
     try:
         with path.open("rb") as raw:

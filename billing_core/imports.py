@@ -35,6 +35,7 @@ from billing_core.db import queries
 from billing_core.db.audit import record
 from billing_core.db.engine import Database
 from billing_core.db.ingest import (
+    SetIds,
     cyclic_gc_paused,
     upsert_invoice,
     upsert_payment,
@@ -111,7 +112,7 @@ def import_focus(db: Database, account_ref: str | int, paths: Sequence[Path], *,
 def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver: _Resolver, tz: ZoneInfo,
                        batch_rows: int, progress: Progress | None, chunk_bytes: int | None) -> FileReport:
     from billing_core import focus_files  # pyarrow: loaded by file imports only, not by the bot's processes
-    from billing_core.db.ingest_table import SetIds, write_table
+    from billing_core.db.ingest_table import write_table
 
     report = FileReport(str(path))
     size = path.stat().st_size

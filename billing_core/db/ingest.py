@@ -323,10 +323,14 @@ def _dimension_sets(session: Session, ids: set[int]) -> dict[int, _Pairs]:
     return found
 
 
-def dimension_set_ids(session: Session, sets: Iterable[_Pairs]) -> dict[_Pairs, int]:
+#: Dimension set ids by their sorted pairs, as `dimension_set_ids` gives them.
+SetIds = dict[_Pairs, int]
+
+
+def dimension_set_ids(session: Session, sets: Iterable[_Pairs]) -> SetIds:
     """The id of each dimension set (sorted pairs; () is 0), stored on first sight. Two writers storing the same
     new set at once both end up with the one row (the digest is unique; the second insert does nothing)."""
-    ids: dict[_Pairs, int] = {(): 0}
+    ids: SetIds = {(): 0}
     digests = {_set_digest(pairs): pairs for pairs in set(sets) if pairs}
     if not digests:
         return ids
@@ -391,6 +395,19 @@ def _instants(sqlite: bool) -> Callable[[Any], datetime]:
     return lambda text: _remembered(parsed, text, lambda: datetime.fromisoformat(text).replace(tzinfo=UTC))
 
 
+def _driver_converter(sqlite: bool) -> Callable[[Any], Any]:
+    """`types.driver_value`, remembered per value: a batch shares a few instants and days (convert each once)."""
+    converted: dict[Any, Any] = {}
+
+    def convert(value: Any) -> Any:
+        found = converted.get(value)
+        if found is None:
+            found = converted[value] = driver_value(value, sqlite)
+        return found
+
+    return convert
+
+
 _STORED_DIMENSIONS: dict[str, _Pairs] = {}
 
 
@@ -401,7 +418,7 @@ def stored_pairs(text: str | None) -> _Pairs:
     return _remembered(_STORED_DIMENSIONS, text, lambda: _pairs(json.loads(text)))
 
 
-def _as_columns(row: _Row, set_ids: dict[_Pairs, int]) -> dict[str, Any]:
+def _as_columns(row: _Row, set_ids: SetIds) -> dict[str, Any]:
     """The columns an update writes (not the key)."""
     return {
         "account_id": row[0],
@@ -524,10 +541,8 @@ def _upsert(session: Session, table: Table, key_cols: tuple[str, ...],
         f"records = {table.name}.records + excluded.records"
     )
     if sqlite:
-        # Only the second key column is an instant or a day (hour, day): converted once per distinct value.
-        buckets: dict[Any, Any] = {}
-        connection.exec_driver_sql(sql, [(row[0], buckets.get(row[1]) or buckets.setdefault(
-            row[1], driver_value(row[1], sqlite)), *row[2:]) for row in rows])
+        bucket = _driver_converter(sqlite)  # only the second key column is an instant or a day (hour, day)
+        connection.exec_driver_sql(sql, [(row[0], bucket(row[1]), *row[2:]) for row in rows])
     else:
         # COPY the deltas into a scratch table, then one set-based upsert: no round trip per row.
         scratch = f"delta_{table.name}"
@@ -557,14 +572,7 @@ def _bulk_insert(session: Session, rows: Sequence[tuple[tuple[str, str], _Row]])
     """
     connection = session.connection()
     sqlite = connection.dialect.name == "sqlite"
-    moments: dict[datetime, Any] = {}  # a batch shares a few instants: convert each once
-
-    def moment(value: datetime) -> Any:
-        converted = moments.get(value)
-        if converted is None:
-            converted = moments[value] = driver_value(value, sqlite)
-        return converted
-
+    moment = _driver_converter(sqlite)
     set_ids = dimension_set_ids(session, (r[10] for _key, r in rows))
     tuples: list[tuple[Any, ...]] = [
         (key[0], key[1], r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], moment(r[8]), moment(r[9]), set_ids[r[10]])

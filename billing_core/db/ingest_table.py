@@ -16,6 +16,7 @@ import io
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,6 +32,7 @@ from billing_core.db.ingest import (
     AccountZones,
     Deltas,
     Rows,
+    SetIds,
     copy_text,
     dimension_set_ids,
     existing_rows,
@@ -40,9 +42,6 @@ from billing_core.db.ingest import (
 from billing_core.db.types import driver_value
 from billing_core.results import IngestResult
 from billing_core.usage_table import EPOCH, HOUR_MICROS, USAGE_TABLE, as_strings, codes, distinct_rows
-
-#: Dimension set ids by their sorted pairs (`ingest.dimension_set_ids`).
-SetIds = dict[tuple[tuple[str, str], ...], int]
 
 
 def write_table(session: Session, source: str, table: pa.Table, *, fresh: bool = False,
@@ -193,57 +192,90 @@ def _plain(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 def _count(deltas: Deltas, zones: AccountZones, table: pa.Table) -> None:
     """Add the new rows to the hourly, daily and dimension buckets, a bucket at a time."""
-    rows = table.num_rows
-    start = table.column("period_start").combine_chunks().cast(pa.int64()).to_numpy()
-    account, deployment, provider = (table.column(n).fill_null(0).to_numpy() for n in
-                                     ("account_id", "deployment_id", "provider_id"))
-    meter, unit = (table.column(n).combine_chunks() for n in ("meter", "unit"))
-    meter_names, unit_names = meter.dictionary.to_pylist(), unit.dictionary.to_pylist()
-    meter_at, unit_at = codes(meter), codes(unit)
-    measures = (table.column("quantity").to_numpy(), table.column("cost").to_numpy(), np.ones(rows, dtype=np.int64))
-    hours = start // HOUR_MICROS
-    day_at, days = _local_days(zones, account, start)
-    ids = [codes(table.column(n)) for n in ("account_id", "deployment_id", "provider_id")]
-    last, (q, c, n) = _groups([*ids, hours - hours.min(), meter_at], measures)
+    rows = _BucketKeys.of(table, zones)
+    last, (q, c, n) = _groups([*rows.ids, rows.hours - rows.hours.min(), rows.meter_at], rows.measures)
     for at, bq, bc, bn in zip(last.tolist(), q.tolist(), c.tolist(), n.tolist(), strict=True):
-        deltas.hour((int(account[at]), EPOCH + timedelta(hours=int(hours[at])), int(deployment[at]),
-                     int(provider[at]), meter_names[meter_at[at]]), unit_names[unit_at[at]], bq, bc, bn)
-    last, (q, c, n) = _groups([*ids, day_at, meter_at], measures)
+        deltas.hour((rows.account_of(at), EPOCH + timedelta(hours=int(rows.hours[at])), int(rows.deployment[at]),
+                     int(rows.provider[at]), rows.meter_of(at)), rows.unit_of(at), bq, bc, bn)
+    last, (q, c, n) = _groups([*rows.ids, rows.day_at, rows.meter_at], rows.measures)
     for at, bq, bc, bn in zip(last.tolist(), q.tolist(), c.tolist(), n.tolist(), strict=True):
-        deltas.day((int(account[at]), days[day_at[at]], int(deployment[at]), int(provider[at]),
-                    meter_names[meter_at[at]]), unit_names[unit_at[at]], bq, bc, bn)
-    _count_dimensions(deltas, table.column("dimensions").combine_chunks(), (account, ids[0], day_at, days, meter_at,
-                                                                           meter_names, unit_at, unit_names), measures)
+        deltas.day((rows.account_of(at), rows.day_of(at), int(rows.deployment[at]), int(rows.provider[at]),
+                    rows.meter_of(at)), rows.unit_of(at), bq, bc, bn)
+    _count_dimensions(deltas, rows, table.column("dimensions").combine_chunks())
 
 
-def _count_dimensions(deltas: Deltas, dimensions: pa.DictionaryArray, by: tuple[Any, ...],
-                      measures: tuple[np.ndarray[Any, Any], ...]) -> None:
+@dataclass(frozen=True)
+class _BucketKeys:
+    """What a table's rows are bucketed by, a column each: the referenced ids (and their codes), UTC hours, local
+    days (codes into `days`), meter and unit codes with their names; and what buckets sum (quantity, cost, 1)."""
+
+    account: np.ndarray[Any, Any]
+    deployment: np.ndarray[Any, Any]  # 0 for none
+    provider: np.ndarray[Any, Any]
+    ids: list[np.ndarray[Any, Any]]  # codes of account, deployment, provider
+    hours: np.ndarray[Any, Any]
+    day_at: np.ndarray[Any, Any]
+    days: list[date]
+    meter_at: np.ndarray[Any, Any]
+    meter_names: list[str]
+    unit_at: np.ndarray[Any, Any]
+    unit_names: list[str]
+    measures: tuple[np.ndarray[Any, Any], ...]
+
+    @classmethod
+    def of(cls, table: pa.Table, zones: AccountZones) -> _BucketKeys:
+        start = table.column("period_start").combine_chunks().cast(pa.int64()).to_numpy()
+        account, deployment, provider = (table.column(n).fill_null(0).to_numpy() for n in
+                                         ("account_id", "deployment_id", "provider_id"))
+        meter, unit = (table.column(n).combine_chunks() for n in ("meter", "unit"))
+        day_at, days = _local_days(zones, account, start)
+        return cls(account, deployment, provider,
+                   [codes(table.column(n)) for n in ("account_id", "deployment_id", "provider_id")],
+                   start // HOUR_MICROS, day_at, days, codes(meter), meter.dictionary.to_pylist(), codes(unit),
+                   unit.dictionary.to_pylist(),
+                   (table.column("quantity").to_numpy(), table.column("cost").to_numpy(),
+                    np.ones(table.num_rows, dtype=np.int64)))
+
+    def account_of(self, row: int) -> int:
+        return int(self.account[row])
+
+    def day_of(self, row: int) -> date:
+        return self.days[int(self.day_at[row])]
+
+    def meter_of(self, row: int) -> str:
+        return self.meter_names[int(self.meter_at[row])]
+
+    def unit_of(self, row: int) -> str:
+        return self.unit_names[int(self.unit_at[row])]
+
+
+def _count_dimensions(deltas: Deltas, rows: _BucketKeys, dimensions: pa.DictionaryArray) -> None:
     """Add the rows to the buckets of each of their dimensions: rows are grouped per (account, day, meter, unit,
     dimension set), each group spread over its set's pairs (one entry per group and pair), and the entries summed
     per (account, day, pair, meter); a bucket's unit is that of its last group."""
-    account, account_at, day_at, days, meter_at, meter_names, unit_at, unit_names = by
-    last, sums = _groups([account_at, day_at, meter_at, unit_at, codes(dimensions)], measures)
+    set_at = codes(dimensions)
+    last, sums = _groups([rows.ids[0], rows.day_at, rows.meter_at, rows.unit_at, set_at], rows.measures)
     pair_of: dict[tuple[str, str], int] = {}
     set_pairs = [[pair_of.setdefault(pair, len(pair_of)) for pair in stored_pairs(text)]
                  for text in dimensions.dictionary.to_pylist()]
     sizes = np.array([len(pairs) for pairs in set_pairs], dtype=np.int64)
     flat = np.array([code for pairs in set_pairs for code in pairs], dtype=np.int64)
-    group_set = codes(dimensions)[last]
+    group_set = set_at[last]
     group_size = sizes[group_set]
     entry_group = np.repeat(np.arange(len(last)), group_size)  # entries in the order of their group's last row
+    if not len(entry_group):
+        return  # no row has a dimension
     within = np.arange(len(entry_group)) - np.repeat(np.cumsum(group_size) - group_size, group_size)
     entry_pair = flat[np.repeat((np.cumsum(sizes) - sizes)[group_set], group_size) + within]
-    if not len(entry_group):
-        return
     row = last[entry_group]
-    entry_last, (q, c, n) = _groups([account_at[row], day_at[row], entry_pair, meter_at[row]],
+    entry_last, (q, c, n) = _groups([rows.ids[0][row], rows.day_at[row], entry_pair, rows.meter_at[row]],
                                     tuple(total[entry_group] for total in sums))
     pairs = list(pair_of)
     for at, bq, bc, bn in zip(entry_last.tolist(), q.tolist(), c.tolist(), n.tolist(), strict=True):
         dim_key, dim_value = pairs[entry_pair[at]]
-        r = row[at]
-        deltas.dimension((int(account[r]), days[day_at[r]], dim_key, dim_value, meter_names[meter_at[r]]),
-                         unit_names[unit_at[r]], bq, bc, bn)
+        r = int(row[at])
+        deltas.dimension((rows.account_of(r), rows.day_of(r), dim_key, dim_value, rows.meter_of(r)), rows.unit_of(r),
+                         bq, bc, bn)
 
 
 def _groups(keys: list[np.ndarray[Any, Any]],
