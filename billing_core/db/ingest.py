@@ -598,11 +598,12 @@ def _json(mapping: dict[str, Any]) -> str:
         return json.dumps(mapping)
 
 
-def copy_text(session: Session, table: str, columns: Sequence[str], data: bytes) -> None:
-    """PostgreSQL COPY of CSV data (strings quoted, NULL bare) through the session's own connection."""
+def copy_binary(session: Session, table: str, columns: Sequence[str], data: bytes) -> None:
+    """PostgreSQL COPY of data in its binary format (`binary_copy.copy_data`) through the session's own
+    connection."""
     raw = session.connection().connection.driver_connection
     assert raw is not None
-    with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT binary)") as copy:
         copy.write(data)
 
 

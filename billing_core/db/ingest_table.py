@@ -2,7 +2,7 @@
 `billing_core.db.ingest`, without a Python object per row.
 
 A table none of whose keys is stored yet (a file's first import) is inserted straight from its columns (SQLite:
-one executemany over them; PostgreSQL: COPY of the table as Arrow writes it in CSV), and its rollup deltas are
+one executemany over them; PostgreSQL: COPY in its binary format, `binary_copy`), and its rollup deltas are
 summed with numpy per bucket — hourly, daily, and per dimension set — then added to `ingest.Deltas` in the order
 of each bucket's last row, so the rollups read exactly as if the rows had been added one by one (a bucket's unit
 is that of its last row). A table with stored keys among its rows is compared with them first: when they are all
@@ -12,7 +12,6 @@ unchanged (a re-import, a restated export) only its new rows are written, column
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,16 +23,16 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 from sqlalchemy.orm import Session
 
+from billing_core.db.binary_copy import column_types, copy_data
 from billing_core.db.ingest import (
     USAGE_COLUMNS,
     AccountZones,
     Deltas,
     Rows,
     SetIds,
-    copy_text,
+    copy_binary,
     dimension_set_ids,
     existing_rows,
     stored_pairs,
@@ -41,7 +40,7 @@ from billing_core.db.ingest import (
 )
 from billing_core.db.types import driver_value
 from billing_core.results import IngestResult
-from billing_core.usage_table import EPOCH, HOUR_MICROS, USAGE_TABLE, as_strings, codes, distinct_rows
+from billing_core.usage_table import EPOCH, HOUR_MICROS, USAGE_TABLE, codes, distinct_rows
 
 
 def write_table(session: Session, source: str, table: pa.Table, *, fresh: bool = False,
@@ -144,16 +143,15 @@ def _insert(session: Session, source: str, table: pa.Table, set_ids: SetIds, mea
         meanwhile()  # (SQLite steps its B-trees a row at a time, taking the interpreter lock back for each)
         return
     with ThreadPoolExecutor(1, thread_name_prefix="copy") as database:  # Arrow and the driver release the lock
-        copied = database.submit(_copy_table, session, pa.table([_plain(c) for c in columns], names=USAGE_COLUMNS))
+        copied = database.submit(_copy_table, session, pa.table(columns, names=USAGE_COLUMNS))
         meanwhile()
         copied.result()
 
 
 def _copy_table(session: Session, table: pa.Table) -> None:
-    """COPY the table as Arrow writes it in CSV: strings quoted (an empty one stays empty), nulls bare (NULL)."""
-    buffer = io.BytesIO()
-    pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
-    copy_text(session, "usage_records", table.column_names, buffer.getvalue())
+    """COPY the table in PostgreSQL's binary format, each column as the database declares it."""
+    types = column_types(session, "usage_records", table.column_names)
+    copy_binary(session, "usage_records", table.column_names, copy_data(table, types))
 
 
 def _set_ids(session: Session, dimensions: pa.ChunkedArray, known: SetIds) -> pa.Array:
@@ -179,15 +177,6 @@ def _shared(values: list[Any], indices: pa.Array) -> list[Any]:
         objects[i] = value
     taken: list[Any] = objects[indices.to_numpy(zero_copy_only=False)].tolist()
     return taken
-
-
-def _plain(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """A column as COPY reads it from Arrow's CSV: dictionaries decoded, instants as text (`as_strings`: Arrow's
-    CSV writer formats every instant itself, which took two thirds of writing the CSV)."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if pa.types.is_dictionary(array.type):
-        return array.cast(pa.string())
-    return as_strings(array) if pa.types.is_timestamp(array.type) else array
 
 
 def _count(deltas: Deltas, zones: AccountZones, table: pa.Table) -> None:
