@@ -45,7 +45,7 @@ from billing_core.errors import BillingError
 from billing_core.records import InvoiceIn, PaymentIn
 from billing_core.results import AccountInfo, IngestResult, InvoiceStatus
 from billing_core.sources import stripe, stripe_api
-from billing_core.sources.focus import FocusOptions, Rejection
+from billing_core.sources.focus import FocusOptions, Rejection, id_prefix
 from billing_core.sources.provider_api import RetryPolicy
 
 BATCH_ROWS = 20_000
@@ -152,9 +152,14 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
 
 
 def _has_usage(db: Database, account_id: int, source: str) -> bool:
+    """Whether the account has rows of `source` stored, asked of the unique (source, external_id) index: its ids
+    all begin with `id_prefix` (ids compare as bytes, so they lie between that prefix and the next one)."""
+    prefix = id_prefix(account_id)
+    after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     with db.unit_of_work() as session:
-        found = session.scalar(select(UsageRecord.id).where(UsageRecord.account_id == account_id,
-                                                            UsageRecord.source == source).limit(1))
+        found = session.scalar(select(UsageRecord.id).where(
+            UsageRecord.source == source, UsageRecord.external_id >= prefix, UsageRecord.external_id < after,
+            UsageRecord.account_id == account_id).limit(1))
     return found is not None
 
 

@@ -12,14 +12,14 @@ from pathlib import Path
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, insert, inspect, select, text
 
 from billing_core.db.engine import Database
 from billing_core.db.ingest import ingest_usage
 from billing_core.db.migrate import alembic_config, current_revision, head_revision, upgrade
 from billing_core.db.models import UsageDimensionSet, UsageRecord
 from billing_core.db.schema import Base
-from billing_core.imports import import_focus
+from billing_core.imports import _has_usage, import_focus
 from billing_core.records import UsageIn
 from tests import factories
 
@@ -119,3 +119,41 @@ def _downgrade(db: Database, revision: str) -> None:
     with db.engine.begin() as connection:  # the test database's own connection (PostgreSQL: its schema)
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
+
+
+def test_usage_ids_compare_as_bytes_and_the_unused_index_goes_and_comes_back(db: Database) -> None:
+    """Migration 0011: PostgreSQL compares usage ids byte by byte (an id range is then an index range, how an
+    import asks whether an account has rows); the (account, start) index goes, and both come back on downgrade."""
+    try:
+        _downgrade(db, "0010")
+        assert "ix_usage_records_account_start" in _usage_indexes(db)
+        assert _id_collation(db) in ("default", None)
+    finally:
+        upgrade(db)
+    assert "ix_usage_records_account_start" not in _usage_indexes(db)
+    assert _id_collation(db) == ("C" if db.dialect == "postgresql" else None)
+    with db.unit_of_work() as s:  # ids between '1:' and '1;' are account 1's ('10:…' sorts before '1:')
+        s.execute(insert(UsageRecord), [_usage_row(10, "10:2026010100:ab"), _usage_row(1, "11:2026010100:cd")])
+    assert not _has_usage(db, 1, "focus")
+    with db.unit_of_work() as s:
+        s.execute(insert(UsageRecord), [_usage_row(1, "1:2026010100:ef")])
+    assert _has_usage(db, 1, "focus") and not _has_usage(db, 1, "stripe")
+
+
+def _usage_indexes(db: Database) -> set[str]:
+    with db.engine.connect() as connection:
+        return {i["name"] or "" for i in inspect(connection).get_indexes("usage_records")}
+
+
+def _id_collation(db: Database) -> str | None:
+    if db.dialect != "postgresql":
+        return None
+    with db.engine.connect() as connection:
+        return connection.execute(text(
+            "SELECT collation_name FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = 'usage_records' AND column_name = 'external_id'")).scalar() or "default"
+
+
+def _usage_row(account_id: int, external_id: str) -> dict[str, object]:
+    return {"account_id": account_id, "meter": "m", "quantity": Decimal(1), "unit": "u", "cost": Decimal(1),
+            "currency": "USD", "period_start": T0, "period_end": T0, "source": "focus", "external_id": external_id}

@@ -216,7 +216,7 @@ class FocusParser:
         self.instants = _InstantCache()
         self.occurrences = _Occurrences()
         self._json: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
-        self.prefix = f"{options.account_id}:"
+        self.prefix = id_prefix(options.account_id)
         self.identity = _cells_at(self.identity_at)
         dimension_at = {i for _key, idx in self.text_dims for i in idx} | {at for _p, _n, at in self.json_dims}
         if self.billing_period_at is not None:
@@ -350,6 +350,11 @@ def identity_text(identity: tuple[str, ...], provider: str | None) -> bytes:
     return f"{SEPARATOR.join(identity)}{SEPARATOR}{provider or ''}".encode()
 
 
+def id_prefix(account_id: int) -> str:
+    """How the ids of an account's rows begin (ids are unique per source, and every account has rows of its own)."""
+    return f"{account_id}:"
+
+
 def id_hour(start: datetime) -> str:
     """The UTC hour of a row's charge start, as its id holds it (`2026010113`), before the digest: exports come in
     time order, so a batch's ids land together at the end of the id index instead of at random places all over it
@@ -360,7 +365,13 @@ def id_hour(start: datetime) -> str:
 
 def digest_of(identity: bytes) -> bytes:
     """The digest a row's id is made of, of its `identity_text`."""
-    return hashlib.blake2b(identity, digest_size=16).digest()
+    return digests_of([identity])[0]
+
+
+def digests_of(identities: Iterable[bytes]) -> list[bytes]:
+    """`digest_of` each identity (a column of them: one call for all)."""
+    blake2b = hashlib.blake2b
+    return [blake2b(identity, digest_size=16).digest() for identity in identities]
 
 
 def _cells_at(positions: list[int]) -> Callable[[list[str]], tuple[str, ...]]:

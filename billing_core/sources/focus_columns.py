@@ -38,7 +38,7 @@ from billing_core.sources.focus import (
     FocusParser,
     _RowError,
     clean,
-    digest_of,
+    digests_of,
     id_hour,
 )
 from billing_core.usage_table import EPOCH, HOUR_MICROS, INSTANT, TEXT, USAGE_TABLE, as_strings, distinct_rows
@@ -239,7 +239,7 @@ class _Chunk:
         p = self.parser
         provider_names = pa.array([provider or "" for provider in providers], pa.string()).take(pa.array(category_of))
         joined = pc.binary_join_element_wise(*(self._decoded(at) for at in p.identity_at), provider_names, SEPARATOR)
-        digests = [digest_of(text) for text in joined.cast(pa.binary()).to_pylist()]
+        digests = digests_of(joined.cast(pa.binary()).to_pylist())
         numbers = np.array(p.occurrences.numbers(digests))
         distinct, hour_of = np.unique(start // HOUR_MICROS, return_inverse=True)
         heads = pa.array([p.prefix + id_hour(EPOCH + timedelta(hours=h)) for h in distinct.tolist()], pa.string())
