@@ -9,6 +9,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -497,3 +499,57 @@ def test_a_restated_export_adds_its_new_rows_and_leaves_the_rest(db: Database, t
         assert Billing(db).usage("acme", month, group_by=grouping).rows == \
             Billing(db).usage("fresh", month, group_by=grouping).rows
     assert _usage_total(db, report) == _usage_total(db, once, "fresh") == sum(Decimal(f"{i}.5") for i in range(45))
+
+
+@pytest.mark.parametrize("refusing", ["usage_records", "usage_hourly"])
+def test_a_batch_the_database_refuses_ends_the_import_with_whole_batches_only(db: Database, tmp_path: Path,
+                                                                               refusing: str) -> None:
+    """Batch 3 of 5 is refused, its rows or its rollups: batches 1-2 stay, 3 leaves nothing, nor does 4 (whose
+    rows PostgreSQL already took, on another connection, while 3's rollups moved); the rollups agree with the
+    rows; running the import again completes it."""
+    _account(db, tz="UTC")
+    header, [row, *_] = _rows(AI)
+    cost, start, end, service = (header.index(c) for c in ("BilledCost", "ChargePeriodStart", "ChargePeriodEnd",
+                                                           "ServiceName"))
+    rows = []
+    for i in range(45):
+        hour = datetime(2025, 5, 1, tzinfo=UTC) + timedelta(hours=i)
+        rows.append([*row])
+        rows[-1][cost], rows[-1][start] = f"{i}.5", hour.isoformat()
+        rows[-1][end] = (hour + timedelta(hours=1)).isoformat()
+    rows[25][service] = "Refused service"
+    path = _write(tmp_path / "export.csv", header, rows)
+    with _refusing_meter(db, refusing, "Refused service"), pytest.raises(Exception, match="refused"):
+        import_focus(db, "acme", [path], now=NOW, batch_rows=10)
+    with db.unit_of_work() as s:
+        assert s.scalar(select(func.count()).select_from(UsageRecord)) == 20
+        hours = s.scalar(select(func.count()).select_from(UsageHourly))
+    may = Period(date(2025, 5, 1), date(2025, 6, 1), "May")
+    assert hours == 20 and Billing(db).usage("acme", may).total_cost == sum(Decimal(f"{i}.5") for i in range(20))
+    [again] = import_focus(db, "acme", [path], now=NOW, batch_rows=10)
+    assert (again.result.inserted, again.result.unchanged) == (25, 20)
+    assert Billing(db).usage("acme", may).total_cost == sum(Decimal(f"{i}.5") for i in range(45))
+
+
+@contextmanager
+def _refusing_meter(db: Database, table: str, meter: str) -> Iterator[None]:
+    """The database refuses rows of `meter` in `table` (a trigger) while the block runs."""
+    with db.engine.begin() as connection:
+        if db.dialect == "sqlite":
+            connection.exec_driver_sql(f"CREATE TRIGGER refuse BEFORE INSERT ON {table} WHEN NEW.meter = '{meter}' "
+                                       "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        else:
+            connection.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.meter = TG_ARGV[0] "
+                "THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$")
+            connection.exec_driver_sql(f"CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW "
+                                       f"EXECUTE FUNCTION refuse('{meter}')")
+    try:
+        yield
+    finally:
+        with db.engine.begin() as connection:
+            if db.dialect == "sqlite":
+                connection.exec_driver_sql("DROP TRIGGER refuse")
+            else:
+                connection.exec_driver_sql(f"DROP TRIGGER refuse ON {table}")
+                connection.exec_driver_sql("DROP FUNCTION refuse()")

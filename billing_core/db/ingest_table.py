@@ -46,34 +46,53 @@ from billing_core.usage_table import EPOCH, HOUR_MICROS, USAGE_TABLE, codes, dis
 def write_table(session: Session, source: str, table: pa.Table, *, fresh: bool = False,
                 set_ids: SetIds | None = None) -> IngestResult:
     """Upsert the table's rows (keys unique within it) by (source, external_id) and move the rollups, in the
-    session's transaction. `fresh`: the caller knows that none of the keys is stored (no lookup first).
+    session's transaction: `write_rows`, then its rollup deltas applied."""
+    written = write_rows(session, source, table, fresh=fresh, set_ids=set_ids)
+    written.rollups.apply(session)
+    return written.result
+
+
+@dataclass(frozen=True)
+class RowsWritten:
+    """What `write_rows` did, and the rollup moves it leaves to apply (`Deltas.apply`) in the same transaction."""
+
+    result: IngestResult
+    rollups: Deltas
+
+
+def write_rows(session: Session, source: str, table: pa.Table, *, fresh: bool = False,
+               set_ids: SetIds | None = None) -> RowsWritten:
+    """Upsert the table's rows (keys unique within it) by (source, external_id) in the session's transaction, and
+    count them in the rollup deltas it returns. `fresh`: the caller knows that none of the keys is stored (no
+    lookup first).
+
+    The rollups are left to the caller, who may apply them after writing the next table's rows on another
+    connection (an import's batches: their keys differ, their rollup rows do not).
 
     `set_ids`: dimension set ids the caller keeps from one table to the next of an import, filled here (asking
     for a batch's thousand sets again cost a tenth of a PostgreSQL import). A set stored by a transaction that
     then fails is gone: after a failed table the caller must drop what it kept (an import stops there)."""
-    if not table.num_rows:
-        return IngestResult()
-    table = table.unify_dictionaries().combine_chunks()
     zones = AccountZones(session)
-    zones.check_references(_references(table))
     deltas = Deltas(zones)
+    if not table.num_rows:
+        return RowsWritten(IngestResult(), deltas)
+    table = table.unify_dictionaries().combine_chunks()
+    zones.check_references(_references(table))
     ids = table.column("external_id")
     existing = {} if fresh else existing_rows(session, [(source, i) for i in ids.to_pylist()])
     rows = table_rows(source, table) if existing else {}
     if any(key in existing and existing[key][1] != row for key, row in rows.items()):
         # Row by row, in file order: updates and inserts count in the rollups in the order they come.
-        result = upsert_rows(session, rows, existing, deltas)
-    else:  # (what a restated export mostly is: the rows already stored, unchanged, and new ones)
-        stored = pc.is_in(ids, pa.array([external_id for _source, external_id in existing], pa.string()))
-        new = table.filter(pc.invert(stored))
-        if new.num_rows:
-            # In key order: the unique index takes the rows page by page (FOCUS ids begin with their charge hour,
-            # `focus.id_hour`, so a batch's keys lie together near the index's end, not at random all over it).
-            _insert(session, source, new.sort_by("external_id"), {} if set_ids is None else set_ids,
-                    meanwhile=lambda: _count(deltas, zones, new))
-        result = IngestResult(inserted=new.num_rows, unchanged=len(existing))
-    deltas.apply(session)
-    return result
+        return RowsWritten(upsert_rows(session, rows, existing, deltas), deltas)
+    # (what a restated export mostly is: the rows already stored, unchanged, and new ones)
+    stored = pc.is_in(ids, pa.array([external_id for _source, external_id in existing], pa.string()))
+    new = table.filter(pc.invert(stored))
+    if new.num_rows:
+        # In key order: the unique index takes the rows page by page (FOCUS ids begin with their charge hour,
+        # `focus.id_hour`, so a batch's keys lie together near the index's end, not at random all over it).
+        _insert(session, source, new.sort_by("external_id"), {} if set_ids is None else set_ids,
+                meanwhile=lambda: _count(deltas, zones, new))
+    return RowsWritten(IngestResult(inserted=new.num_rows, unchanged=len(existing)), deltas)
 
 
 def rows_table(rows: Rows) -> pa.Table:
