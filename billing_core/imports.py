@@ -17,8 +17,9 @@ meets them (`_Resolver`, cached): only this process touches the database. pyarro
 
 On PostgreSQL a batch's transaction is written in two steps on two threads, each with its own connection: while
 batch N's rollups move and it commits, batch N+1's rows go in (the server was otherwise idle a fifth of an import,
-waiting for one step or the other). Their rows never share a key (ids are unique in a file) and rollups move one
-batch at a time, in file order, so neither waits for the other; if N fails, N+1 is rolled back with it. Batches
+waiting for one step or the other). Their rows never share a key (ids are unique in a file), rollups move one
+batch at a time in file order, and N is being committed before N+1's rows go in (`in_turn`): N+1 may wait for N
+(a dimension set N stored), never the other way round. If N fails, N+1 is rolled back with it. Batches
 commit without waiting for their WAL to reach the disk (`synchronous_commit` off, for those transactions only): the
 import's audit entry, committed last and waited for, makes every batch before it durable; a crash before it can
 lose the last batches committed, which running the import again (idempotent) restores.
@@ -161,7 +162,7 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
 
     paused: list[Generator[None, None, _Written]] = []  # batches whose rows are in, not committed yet
 
-    def rows_in() -> Iterator[Generator[None, None, _Written]]:
+    def rows_in() -> Generator[Generator[None, None, _Written], None, None]:
         for batch in batches():
             pending = write(batch)
             paused.append(pending)
@@ -178,13 +179,16 @@ def _import_focus_file(db: Database, path: Path, options: FocusOptions, resolver
 
     # PostgreSQL: batch N's rollups move and it commits (a writer thread, its own connection) while batch N+1's
     # rows go in; SQLite has one writer at a time, so each batch is written whole before the next.
-    written = in_turn(rows_in(), committed) if postgres else map(committed, rows_in())
+    started = rows_in()
+    written = in_turn(started, committed) if postgres else (committed(pending) for pending in started)
     try:
         with cyclic_gc_paused():  # a batch is written while the child process reads the next
             for done in written:
                 report.count(done)
                 gc.collect(1)  # the young generations, swept after each batch (`cyclic_gc_paused`)
     finally:
+        written.close()  # the commit in flight, if any, is finished first (`in_turn`)
+        started.close()  # the reader stops now (its child process too), not when the traceback goes
         for pending in paused:  # a batch whose rows went in but whose rollups did not: rolled back
             pending.close()
     if progress:

@@ -45,7 +45,8 @@ def _table(rows: list[tuple[Any, ...]]) -> pa.Table:
         "small": pa.array(small, pa.int64()), "whole": pa.array(whole, pa.int64()), "big": pa.array(big, pa.int64()),
         "moment": pa.array(moment, pa.timestamp("us", tz="UTC")),
         "name": pa.array(name, pa.string()).dictionary_encode(),  # each distinct value encoded once
-        "note": pa.array(note, pa.string()), "doc": pa.array(doc, pa.string()),
+        "note": pa.array(note, pa.string()).dictionary_encode(),  # a null among them: a null index
+        "doc": pa.array(doc, pa.string()),
         "bin_doc": pa.array(bin_doc, pa.string()),
     })
 

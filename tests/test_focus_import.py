@@ -553,3 +553,34 @@ def _refusing_meter(db: Database, table: str, meter: str) -> Iterator[None]:
             else:
                 connection.exec_driver_sql(f"DROP TRIGGER refuse ON {table}")
                 connection.exec_driver_sql("DROP FUNCTION refuse()")
+
+
+def test_a_corrected_export_with_new_dimension_sets_in_every_batch_imports(db: Database, tmp_path: Path,
+                                                                           request: pytest.FixtureRequest) -> None:
+    """Every row of the correction is an update with a dimension set not stored yet, in every batch: on
+    PostgreSQL, batch N+1's rows (which need batch N's new sets) go in while N commits, so they wait for N at
+    most — never the reverse, which would hang (a lock timeout turns a hang into a failure here)."""
+    if db.dialect == "postgresql":
+        db = Database(db.url, connect_args={"options": f"-csearch_path={request.getfixturevalue('pg_schema')} "
+                                                       "-c lock_timeout=20s"})
+    _account(db, tz="UTC")
+    header, [row, *_] = _rows(AI)
+    cost, start, end, category = (header.index(c) for c in ("BilledCost", "ChargePeriodStart", "ChargePeriodEnd",
+                                                            "ServiceCategory"))
+
+    def export(name: str, restated: bool) -> Path:
+        rows = []
+        for i in range(45):
+            hour = datetime(2025, 5, 1, tzinfo=UTC) + timedelta(hours=i)
+            rows.append([*row])
+            rows[-1][cost], rows[-1][start] = f"{i}.5", hour.isoformat()
+            rows[-1][end] = (hour + timedelta(hours=1)).isoformat()
+            rows[-1][category] = f"Restated {i % 12}" if restated else rows[-1][category]
+        return _write(tmp_path / name, header, rows)
+
+    import_focus(db, "acme", [export("first.csv", False)], now=NOW, batch_rows=10)
+    [corrected] = import_focus(db, "acme", [export("corrected.csv", True)], now=NOW, batch_rows=10)
+    assert (corrected.result.inserted, corrected.result.updated) == (0, 45)
+    may = Period(date(2025, 5, 1), date(2025, 6, 1), "May")
+    by_category = {r.key: r.cost for r in Billing(db).usage("acme", may, group_by="service_category").rows}
+    assert by_category == {f"Restated {n}": sum(Decimal(f"{i}.5") for i in range(n, 45, 12)) for n in range(12)}

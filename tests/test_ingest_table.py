@@ -1,5 +1,6 @@
-"""Column-wise writing (`ingest_table.write_table`, what the FOCUS import uses) keeps the ledger exactly as writing
-the same records one by one (`ingest.ingest_usage`) does: every rollup row, unit included, on both databases."""
+"""Column-wise writing (`ingest_table.write_table`: `write_rows`, what the FOCUS import uses, then the rollups) keeps
+the ledger exactly as writing the same records one by one (`ingest.ingest_usage`) does: every rollup row, unit
+included, on both databases."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ _POSTGRES_EPOCH_MICROS = 946_684_800_000_000  # 2000-01-01T00:00:00Z, PostgreSQL
 _INTEGERS = {"int2": ">i2", "int4": ">i4", "int8": ">i8"}
 _TEXTS = {"text", "varchar", "bpchar", "json"}
 _NOTHING = pa.scalar(b"", pa.binary())
+_NULL_LENGTH = pa.scalar((-1).to_bytes(4, "big", signed=True), pa.binary())
 
 
 def column_types(session: Session, table: str, columns: Sequence[str]) -> list[str]:
@@ -58,7 +59,7 @@ def _field(array: pa.Array, type_name: str) -> tuple[pa.Array, pa.Array]:
     """Each row's length (-1 for NULL) and value, as two binary columns."""
     if pa.types.is_dictionary(array.type):  # each distinct value encoded once, then taken per row
         lengths, values = _field(array.dictionary, type_name)
-        return lengths.take(array.indices), values.take(array.indices)
+        return lengths.take(array.indices).fill_null(_NULL_LENGTH), values.take(array.indices)
     values = _values(array, type_name)
     lengths = pc.binary_length(values).fill_null(-1).to_numpy(zero_copy_only=False)
     return _fixed(lengths, ">i4"), values

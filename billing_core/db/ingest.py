@@ -13,13 +13,13 @@ import gc
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
-from itertools import chain, islice
+from itertools import islice
 from json.encoder import encode_basestring_ascii as _string
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -89,25 +89,27 @@ def stored_rows(records: Iterable[UsageIn]) -> Rows:
     return {(r.source, r.external_id): _validate(r, dimension_sets) for r in records}
 
 
-def in_turn(batches: Iterable[_Batch], write: Callable[[_Batch], _Written]) -> Iterator[_Written]:
+def in_turn(batches: Iterable[_Batch], write: Callable[[_Batch], _Written]) -> Generator[_Written, None, None]:
     """`write(batch)` for every batch, in order and one at a time, on a writer thread, while this thread
-    produces the next batch; yields each result once that write is done (a batch's lookups must see the
-    rows of the one before). The driver waits for PostgreSQL, and SQLite steps its B-trees, without the
-    GIL, so the database's work and ours overlap instead of taking turns. One batch (web-hooks, syncs) is
-    written here, without a thread. If producing or consuming fails, the write in flight is finished first.
+    produces the next batch; yields each result once that write is done. The driver waits for PostgreSQL, and
+    SQLite steps its B-trees, without the GIL, so the database's work and ours overlap instead of taking turns.
+
+    A batch is handed to the writer as soon as it is produced, before the next one is: producing may itself
+    touch the database (an import's next rows, on a connection of their own) and wait for a lock the batch
+    being written holds — which it gives up once written, never while waiting to be. If producing or consuming
+    fails, the write in flight is finished first.
     """
-    iterator = iter(batches)
-    head = list(islice(iterator, 2))
-    if len(head) < 2:
-        yield from (write(batch) for batch in head)
-        return
     with ThreadPoolExecutor(1, thread_name_prefix="batch-writer") as writer:
-        pending = writer.submit(write, head[0])
-        for batch in chain(head[1:], iterator):  # the next batch is produced while `pending` is written
+        pending: Future[_Written] | None = None
+        for batch in batches:  # produced while the batch before it is written
+            if pending is None:
+                pending = writer.submit(write, batch)
+                continue
             done = pending.result()
             pending = writer.submit(write, batch)
             yield done
-        yield pending.result()
+        if pending is not None:
+            yield pending.result()
 
 
 _Batch = TypeVar("_Batch")

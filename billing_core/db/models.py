@@ -130,7 +130,8 @@ class UsageRecord(Base):
     # Per-record facts that are never rolled up (alternative costs, resource ids): see UsageIn.attributes.
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     # Keys compared as bytes (migration 0011): cheaper for every row a bulk insert adds to the unique index, and
-    # the order of Arrow's sort of a batch. No other index: no query reads raw rows by account or time.
+    # the order of Arrow's sort of a batch. No other index: no query of the product reads raw rows by account or
+    # time (usage questions read the rollups; bench.core's raw GROUP BY, their yardstick, scans).
     source: Mapped[str] = mapped_column(String(64).with_variant(String(64, collation="C"), "postgresql"))
     external_id: Mapped[str] = mapped_column(String(200).with_variant(String(200, collation="C"), "postgresql"))
     __table_args__ = (UniqueConstraint("source", "external_id"),)

@@ -7,9 +7,12 @@ Create Date: 2026-12-07
 Every usage row inserted maintains each index of `usage_records`. The unique (source, external_id) index compared
 ids in the database's locale (strcoll, a quarter slower than comparing bytes, and an order Arrow's sort of a
 batch's ids does not follow); ids are opaque keys, so PostgreSQL now compares them as bytes, as SQLite always did.
-The (account_id, period_start) index served no query (usage questions read the rollups) and cost a tenth of a
-bulk COPY: whether an account has rows of a source is now asked of the unique index (FOCUS ids begin with their
-account, `ingest.has_rows_with_prefix`).
+The (account_id, period_start) index served no query of the product (usage questions read the rollups) and cost a
+tenth of a bulk COPY: whether an account has FOCUS rows is now asked of the unique index (their ids begin with the
+account, `focus.id_prefix`; `imports._has_usage`).
+
+On PostgreSQL the new collation rebuilds the unique index (the table itself is not rewritten) under an exclusive
+lock: usage writes wait for it, about a second per million stored rows.
 """
 from collections.abc import Sequence
 
