@@ -82,6 +82,19 @@ def _rows(sample: str) -> tuple[list[str], list[list[str]]]:
 
 
 AI = "ai_billing__multi_model_usage.csv"
+
+
+def _hourly(count: int) -> tuple[list[str], list[list[str]]]:
+    """`count` rows like the AI sample's first, one per hour from 2025-05-01 00:00 UTC, the i-th costing i.5."""
+    header, [row, *_] = _rows(AI)
+    cost, start, end = (header.index(c) for c in ("BilledCost", "ChargePeriodStart", "ChargePeriodEnd"))
+    rows = []
+    for i in range(count):
+        hour = datetime(2025, 5, 1, tzinfo=UTC) + timedelta(hours=i)
+        rows.append([*row])
+        rows[-1][cost], rows[-1][start] = f"{i}.5", hour.isoformat()
+        rows[-1][end] = (hour + timedelta(hours=1)).isoformat()
+    return header, rows
 SAAS = "saas_examples__simple_agreements__simple_saas_agreements_c.csv"
 
 
@@ -483,12 +496,7 @@ def test_a_restated_export_adds_its_new_rows_and_leaves_the_rest(db: Database, t
     """How cloud exports arrive: the month so far, again every day, with the new hours at the end."""
     _account(db, tz="UTC")
     _account(db, "fresh", tz="UTC")
-    header, [row, *_] = _rows(AI)
-    cost, start, end = (header.index(c) for c in ("BilledCost", "ChargePeriodStart", "ChargePeriodEnd"))
-    hours = [datetime(2025, 5, 1, tzinfo=UTC) + timedelta(hours=i) for i in range(45)]
-    rows = [[*row] for _ in hours]
-    for r, hour, i in zip(rows, hours, range(45), strict=True):
-        r[cost], r[start], r[end] = f"{i}.5", hour.isoformat(), (hour + timedelta(hours=1)).isoformat()
+    header, rows = _hourly(45)
     import_focus(db, "acme", [_write(tmp_path / "day1.csv", header, rows[:30])], now=NOW)
     restated = _write(tmp_path / "day2.csv", header, rows)
     [report] = import_focus(db, "acme", [restated], now=NOW, batch_rows=20)
@@ -508,16 +516,8 @@ def test_a_batch_the_database_refuses_ends_the_import_with_whole_batches_only(db
     rows PostgreSQL already took, on another connection, while 3's rollups moved); the rollups agree with the
     rows; running the import again completes it."""
     _account(db, tz="UTC")
-    header, [row, *_] = _rows(AI)
-    cost, start, end, service = (header.index(c) for c in ("BilledCost", "ChargePeriodStart", "ChargePeriodEnd",
-                                                           "ServiceName"))
-    rows = []
-    for i in range(45):
-        hour = datetime(2025, 5, 1, tzinfo=UTC) + timedelta(hours=i)
-        rows.append([*row])
-        rows[-1][cost], rows[-1][start] = f"{i}.5", hour.isoformat()
-        rows[-1][end] = (hour + timedelta(hours=1)).isoformat()
-    rows[25][service] = "Refused service"
+    header, rows = _hourly(45)
+    rows[25][header.index("ServiceName")] = "Refused service"
     path = _write(tmp_path / "export.csv", header, rows)
     with _refusing_meter(db, refusing, "Refused service"), pytest.raises(Exception, match="refused"):
         import_focus(db, "acme", [path], now=NOW, batch_rows=10)
@@ -564,18 +564,12 @@ def test_a_corrected_export_with_new_dimension_sets_in_every_batch_imports(db: D
         db = Database(db.url, connect_args={"options": f"-csearch_path={request.getfixturevalue('pg_schema')} "
                                                        "-c lock_timeout=20s"})
     _account(db, tz="UTC")
-    header, [row, *_] = _rows(AI)
-    cost, start, end, category = (header.index(c) for c in ("BilledCost", "ChargePeriodStart", "ChargePeriodEnd",
-                                                            "ServiceCategory"))
+    header, rows = _hourly(45)
 
     def export(name: str, restated: bool) -> Path:
-        rows = []
-        for i in range(45):
-            hour = datetime(2025, 5, 1, tzinfo=UTC) + timedelta(hours=i)
-            rows.append([*row])
-            rows[-1][cost], rows[-1][start] = f"{i}.5", hour.isoformat()
-            rows[-1][end] = (hour + timedelta(hours=1)).isoformat()
-            rows[-1][category] = f"Restated {i % 12}" if restated else rows[-1][category]
+        if restated:
+            for i, row in enumerate(rows):
+                row[header.index("ServiceCategory")] = f"Restated {i % 12}"
         return _write(tmp_path / name, header, rows)
 
     import_focus(db, "acme", [export("first.csv", False)], now=NOW, batch_rows=10)
