@@ -6,9 +6,9 @@ temporary directory, then:
 
 1. reads it without a database (`focus_files.focus_batches` alone: the reader's own ceiling), and
 2. imports it with `billing_core.imports.import_focus` (the same path as `billing-bot import focus`:
-   batches of 20 k rows, one transaction each, rollups included, each written while a child process reads
-   the next) into SQLite and, when reachable, PostgreSQL (bench.core's URL, the local server;
-   in a scratch schema dropped afterwards).
+   batches of 50 k rows, one transaction each, rollups included, each written while a child process reads
+   the next; on PostgreSQL a batch's rows go in while the one before commits) into SQLite and, when
+   reachable, PostgreSQL (bench.core's URL, the local server; in a scratch schema dropped afterwards).
 
 Memory: the proportional set (PSS: resident pages, a page shared by the two processes counted once) of the
 importer and its reader process together, sampled after every batch; "RSS first batch" vs "RSS peak" shows
