@@ -52,7 +52,7 @@ _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 # An import keeps three processes busy (this reader, the importer, the database): below four cores, Arrow's
 # parsing threads only take turns with them (1 M-row import on 2 cores: 108 k -> 117 k rows/s without them).
-_PARSE_THREADS = (os.cpu_count() or 1) >= 4
+_PARSE_THREADS = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) >= 4
 
 
 class ColumnReader:
