@@ -1,4 +1,4 @@
-"""Column-wise writing (`ingest_table.write_table`: `write_rows`, what the FOCUS import uses, then the rollups) keeps
+"""Column-wise writing (`ingest_table.write_rows`, then its rollups, as the FOCUS import writes a batch) keeps
 the ledger exactly as writing the same records one by one (`ingest.ingest_usage`) does: every rollup row, unit
 included, on both databases."""
 
@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from billing_core.db.engine import Database
 from billing_core.db.ingest import ingest_usage
-from billing_core.db.ingest_table import write_table
+from billing_core.db.ingest_table import write_rows
 from billing_core.db.models import UsageDaily, UsageDailyDimension, UsageHourly
 from billing_core.money import to_micros
 from billing_core.records import UsageIn
@@ -36,9 +36,10 @@ def test_rollups_of_a_table_written_column_wise_equal_those_of_its_records_one_b
     records = _records(random.Random(11), 4_000)
     tables = [[_for(r, account, deployments[account], provider_id) for r in records] for account in accounts]
     with db.unit_of_work() as s:
-        written = write_table(s, "test", _table(tables[0]), fresh=True)
+        written = write_rows(s, "test", _table(tables[0]), fresh=True)
+        written.rollups.apply(s)
         ingest_usage(s, tables[1])
-    assert written.inserted == len(records)
+    assert written.result.inserted == len(records)
     for model in (UsageHourly, UsageDaily, UsageDailyDimension):
         assert (_rollup(db, model, accounts[0], deployments[accounts[0]])
                 == _rollup(db, model, accounts[1], deployments[accounts[1]]) != []), model.__name__

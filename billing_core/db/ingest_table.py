@@ -43,15 +43,6 @@ from billing_core.results import IngestResult
 from billing_core.usage_table import EPOCH, HOUR_MICROS, USAGE_TABLE, codes, distinct_rows
 
 
-def write_table(session: Session, source: str, table: pa.Table, *, fresh: bool = False,
-                set_ids: SetIds | None = None) -> IngestResult:
-    """Upsert the table's rows (keys unique within it) by (source, external_id) and move the rollups, in the
-    session's transaction: `write_rows`, then its rollup deltas applied."""
-    written = write_rows(session, source, table, fresh=fresh, set_ids=set_ids)
-    written.rollups.apply(session)
-    return written.result
-
-
 @dataclass(frozen=True)
 class RowsWritten:
     """What `write_rows` did, and the rollup moves it leaves to apply (`Deltas.apply`) in the same transaction."""
